@@ -1,0 +1,1 @@
+"""Datasets: the 2D toy mixtures (``toy``) and MNIST-format digits (``mnist``)."""
