@@ -1,0 +1,170 @@
+"""The contract every jebm sampler kernel follows, stated once.
+
+Target distribution
+    Every kernel samples from the Gibbs density of an energy ``E``
+    at temperature ``T``:
+
+    .. math::  p(x) \\propto \\exp(-E(x) / T),
+
+    so lower energy means higher probability, and ``T = 1`` is the density the
+    energy-based model defines (Eq. 2 of the paper).
+
+Energy functions
+    ``energy_fn(position) -> energies``. A *position* is a pytree (an array, a
+    tuple of arrays, a dict, ...) whose every leaf has a leading *chain* axis of
+    the same size ``n_chains``; ``energies`` has shape ``(n_chains,)``. Kernels
+    differentiate ``sum(energy_fn(position))``: as long as the energy of chain
+    ``i`` only reads chain ``i`` (no batch statistics!), the gradient of the sum
+    with respect to chain ``i`` is exactly ``∇ₓE(x_i)``, so chains stay
+    independent.
+
+Kernels
+    Each algorithm module (``sgld``, ``sghmc``, ``mala``) defines
+
+    * ``State`` and ``Info`` NamedTuples;
+    * ``init(position, energy_fn, ...) -> State``;
+    * ``build_kernel(**static_options) -> kernel`` with
+      ``kernel(rng_key, state, energy_fn, **params) -> (state, info)``;
+    * ``as_top_level_api(energy_fn, ...) -> SamplingAlgorithm(init, step)``,
+      re-exported as ``jebm.samplers.<name>``, with
+      ``init(position, rng_key=None) -> state`` and
+      ``step(rng_key, state) -> (state, info)``.
+
+    Every ``State`` has ``position`` (the chains), ``energy`` (shape
+    ``(n_chains,)``) and ``energy_grad`` (same pytree as ``position``), all at
+    the same point, so one step costs exactly one energy-and-gradient
+    evaluation. Every ``Info`` describes the *returned* state and carries at
+    least ``energy`` and ``grad_norm`` (the per-chain Euclidean norm of
+    ``∇ₓE`` over all leaves), the two diagnostics the paper tunes η by.
+
+    Kernels are pure functions: they are never jitted inside the library, work
+    under ``jax.jit``, ``jax.vmap`` and ``jax.lax.scan``, split their key once
+    per consumer and never reuse it. ``jebm.samplers.run_chain`` owns the
+    ``lax.scan`` over steps.
+
+Because the state caches the energy gradient at its position, a state is tied
+to the energy it was built with: after the energy's parameters change (the
+outer training step), build a fresh state with ``init``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+PyTree = Any
+Array = jax.Array
+EnergyFn = Callable[[PyTree], Array]
+
+
+class SamplingAlgorithm(NamedTuple):
+    """A sampler bound to its energy and parameters.
+
+    Attributes:
+      init: ``init(position, rng_key=None) -> state``.
+      step: ``step(rng_key, state) -> (state, info)``.
+    """
+
+    init: Callable[..., Any]
+    step: Callable[[Array, Any], tuple[Any, Any]]
+
+
+def energy_and_grad(energy_fn: EnergyFn, position: PyTree) -> tuple[Array, PyTree]:
+    """Per-chain energies and ``∇ₓE`` at ``position`` in one pass.
+
+    Args:
+      energy_fn: maps a position to energies of shape ``(n_chains,)``.
+      position: pytree of arrays with a leading chain axis.
+
+    Returns:
+      ``(energies, grad)``: energies of shape ``(n_chains,)`` and the gradient
+      of ``sum(energies)``, a pytree shaped like ``position``.
+
+    Raises:
+      ValueError: if ``energy_fn`` does not return one energy per chain.
+    """
+    n_chains = num_chains(position)
+
+    def total_energy(p):
+        energies = energy_fn(p)
+        if energies.shape != (n_chains,):
+            raise ValueError(
+                f"energy_fn must return energies of shape (n_chains,) = ({n_chains},), "
+                f"got shape {energies.shape}"
+            )
+        return jnp.sum(energies), energies
+
+    (_, energies), grad = jax.value_and_grad(total_energy, has_aux=True)(position)
+    return energies, grad
+
+
+def num_chains(position: PyTree) -> int:
+    """Size of the leading chain axis, checked to agree across leaves."""
+    sizes = {jnp.shape(leaf)[0] for leaf in jax.tree_util.tree_leaves(position)}
+    if len(sizes) != 1:
+        raise ValueError(
+            "every leaf of a position must have the same leading chain axis, "
+            f"got sizes {sorted(sizes)}"
+        )
+    return sizes.pop()
+
+
+def per_chain_sum(tree: PyTree) -> Array:
+    """Sum of every leaf over all axes but the leading chain axis, added over leaves."""
+    leaves = jax.tree_util.tree_leaves(tree)
+    return sum(jnp.sum(jnp.reshape(leaf, (leaf.shape[0], -1)), axis=1) for leaf in leaves)
+
+
+def per_chain_sq_norm(tree: PyTree) -> Array:
+    """Squared Euclidean norm of each chain's slice of ``tree``, over all leaves."""
+    return per_chain_sum(jax.tree_util.tree_map(jnp.square, tree))
+
+
+def per_chain_norm(tree: PyTree) -> Array:
+    """Euclidean norm of each chain's slice of ``tree``, over all leaves."""
+    return jnp.sqrt(per_chain_sq_norm(tree))
+
+
+def normal_like(rng_key: Array, tree: PyTree) -> PyTree:
+    """Standard normal noise shaped like ``tree``, one fresh key per leaf."""
+    leaves, treedef = jax.tree_util.tree_flatten(tree)
+    keys = jax.random.split(rng_key, len(leaves))
+    noise = [jax.random.normal(k, jnp.shape(x), jnp.result_type(x)) for k, x in zip(keys, leaves)]
+    return jax.tree_util.tree_unflatten(treedef, noise)
+
+
+def tree_axpy(a, x: PyTree, y: PyTree) -> PyTree:
+    """``a * x + y`` leaf by leaf (``a`` a scalar)."""
+    return jax.tree_util.tree_map(lambda xi, yi: a * xi + yi, x, y)
+
+
+def tree_where(mask: Array, x: PyTree, y: PyTree) -> PyTree:
+    """Per-chain select: chain ``i`` from ``x`` where ``mask[i]`` else from ``y``."""
+
+    def select(xi, yi):
+        m = jnp.reshape(mask, mask.shape + (1,) * (jnp.ndim(xi) - 1))
+        return jnp.where(m, xi, yi)
+
+    return jax.tree_util.tree_map(select, x, y)
+
+
+def check_positive(name: str, value) -> None:
+    """Reject a non-positive Python number early; traced values pass through.
+
+    Args:
+      name: the parameter's name, used in the message.
+      value: the value given.
+
+    Raises:
+      ValueError: naming the parameter, the value and the valid range.
+    """
+    if isinstance(value, (int, float)) and not value > 0:
+        raise ValueError(f"{name} must be > 0, got {value!r}")
+
+
+def check_choice(name: str, value, valid) -> None:
+    """Reject a name that is not among ``valid``, listing the valid names."""
+    if value not in valid:
+        raise ValueError(f"{name}={value!r} is not one of {sorted(valid)}")

@@ -1,0 +1,133 @@
+"""Metropolis-adjusted Langevin algorithm: the SGLD proposal, made exact.
+
+Proposal (one SGLD step, temperature ``T``):
+
+.. math::
+
+    x^* = x - \\eta \\nabla_x E(x) + \\sqrt{2 \\eta T}\\, w, \\qquad w \\sim \\mathcal{N}(0, I),
+
+so ``q(x^* | x) = N(x^*; x - η∇E(x), 2ηT·I)``. It is accepted with probability
+
+.. math::
+
+    \\alpha = \\min\\Big(1, \\exp\\big(-(E(x^*) - E(x))/T\\big)
+              \\frac{q(x | x^*)}{q(x^* | x)}\\Big),
+    \\qquad \\log q(a | b) = -\\frac{\\lVert a - b + \\eta \\nabla E(b) \\rVert^2}{4 \\eta T} + c,
+
+per chain; otherwise the chain stays where it is. The Metropolis–Hastings
+correction makes ``exp(-E/T)`` exactly stationary for every η (only mixing
+speed depends on η), unlike SGLD whose discretisation bias grows with η.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from jebm.samplers import base
+
+Array = jax.Array
+
+
+class State(NamedTuple):
+    """MALA chains: positions with their energies and ``∇ₓE`` there."""
+
+    position: base.PyTree
+    energy: Array
+    energy_grad: base.PyTree
+
+
+class Info(NamedTuple):
+    """Per-chain diagnostics of one step.
+
+    Attributes:
+      energy: energy at the returned position.
+      grad_norm: ``‖∇ₓE‖`` at the returned position.
+      acceptance_rate: the Metropolis–Hastings acceptance probability α.
+      is_accepted: 1.0 where the proposal was accepted, else 0.0.
+    """
+
+    energy: Array
+    grad_norm: Array
+    acceptance_rate: Array
+    is_accepted: Array
+
+
+def init(position: base.PyTree, energy_fn: base.EnergyFn) -> State:
+    """Builds the state at ``position`` (one energy-and-gradient evaluation)."""
+    energy, grad = base.energy_and_grad(energy_fn, position)
+    return State(position, energy, grad)
+
+
+def _log_proposal(to, frm, grad_frm, step_size, temperature):
+    """``log q(to | frm)`` up to its constant, per chain."""
+    residual = jax.tree_util.tree_map(lambda a, b, g: a - b + step_size * g, to, frm, grad_frm)
+    return -base.per_chain_sq_norm(residual) / (4.0 * step_size * temperature)
+
+
+def build_kernel():
+    """Returns ``kernel(rng_key, state, energy_fn, step_size, temperature=1.0)``."""
+
+    def kernel(rng_key, state: State, energy_fn, step_size, temperature=1.0):
+        key_proposal, key_accept = jax.random.split(rng_key)
+        noise = base.normal_like(key_proposal, state.position)
+        noise_scale = (2.0 * step_size * temperature) ** 0.5
+        proposal = jax.tree_util.tree_map(
+            lambda x, g, w: x - step_size * g + noise_scale * w,
+            state.position,
+            state.energy_grad,
+            noise,
+        )
+        energy_p, grad_p = base.energy_and_grad(energy_fn, proposal)
+        log_ratio = (
+            -(energy_p - state.energy) / temperature
+            + _log_proposal(state.position, proposal, grad_p, step_size, temperature)
+            - _log_proposal(proposal, state.position, state.energy_grad, step_size, temperature)
+        )
+        # A NaN ratio (an overflowing proposal) is rejected rather than accepted.
+        log_ratio = jnp.where(jnp.isnan(log_ratio), -jnp.inf, log_ratio)
+        acceptance = jnp.exp(jnp.minimum(log_ratio, 0.0))
+        log_u = jnp.log(jax.random.uniform(key_accept, acceptance.shape, acceptance.dtype))
+        accept = log_u < log_ratio
+        new_state = State(
+            base.tree_where(accept, proposal, state.position),
+            jnp.where(accept, energy_p, state.energy),
+            base.tree_where(accept, grad_p, state.energy_grad),
+        )
+        info = Info(
+            new_state.energy,
+            base.per_chain_norm(new_state.energy_grad),
+            acceptance,
+            accept.astype(acceptance.dtype),
+        )
+        return new_state, info
+
+    return kernel
+
+
+def as_top_level_api(energy_fn, step_size, *, temperature=1.0) -> base.SamplingAlgorithm:
+    """MALA bound to an energy: ``jebm.samplers.mala``.
+
+    Args:
+      energy_fn: ``position -> energies`` of shape ``(n_chains,)``.
+      step_size: η > 0.
+      temperature: T > 0.
+
+    Returns:
+      ``SamplingAlgorithm(init, step)``; ``init(position, rng_key=None)``
+      ignores the key.
+    """
+    base.check_positive("step_size", step_size)
+    base.check_positive("temperature", temperature)
+    kernel = build_kernel()
+
+    def init_fn(position, rng_key=None):
+        del rng_key
+        return init(position, energy_fn)
+
+    def step_fn(rng_key, state):
+        return kernel(rng_key, state, energy_fn, step_size, temperature)
+
+    return base.SamplingAlgorithm(init_fn, step_fn)

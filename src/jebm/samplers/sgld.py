@@ -1,0 +1,92 @@
+"""Stochastic gradient Langevin dynamics (first-order Langevin), Algorithm 2.
+
+Update (the paper's Algorithm 2, with temperature ``T``; ``T = 1`` is the
+paper's):
+
+.. math::
+
+    x_{l} = x_{l-1} - \\eta \\nabla_x E(x_{l-1}) + \\sqrt{2 \\eta T}\\, w_l,
+    \\qquad w_l \\sim \\mathcal{N}(0, I).
+
+This is the Euler–Maruyama discretisation of the Langevin diffusion whose
+stationary density is ``exp(-E/T)``. The discretisation has no Metropolis
+correction, so its stationary law is biased at finite η: on a quadratic
+energy with curvature λ the stationary variance is ``T / (λ (1 - ηλ/2))``
+instead of ``T / λ``, and the chain diverges for ``ηλ ≥ 2``. Use
+:mod:`jebm.samplers.mala` where exactness matters.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+
+from jebm.samplers import base
+
+Array = jax.Array
+
+
+class State(NamedTuple):
+    """SGLD chains: positions with their energies and ``∇ₓE`` there."""
+
+    position: base.PyTree
+    energy: Array
+    energy_grad: base.PyTree
+
+
+class Info(NamedTuple):
+    """Per-chain diagnostics at the returned position."""
+
+    energy: Array
+    grad_norm: Array
+
+
+def init(position: base.PyTree, energy_fn: base.EnergyFn) -> State:
+    """Builds the state at ``position`` (one energy-and-gradient evaluation)."""
+    energy, grad = base.energy_and_grad(energy_fn, position)
+    return State(position, energy, grad)
+
+
+def build_kernel():
+    """Returns the SGLD kernel ``kernel(rng_key, state, energy_fn, step_size, temperature=1.0)``."""
+
+    def kernel(rng_key, state: State, energy_fn: base.EnergyFn, step_size, temperature=1.0):
+        noise = base.normal_like(rng_key, state.position)
+        noise_scale = (2.0 * step_size * temperature) ** 0.5
+        position = jax.tree_util.tree_map(
+            lambda x, g, w: x - step_size * g + noise_scale * w,
+            state.position,
+            state.energy_grad,
+            noise,
+        )
+        new_state = init(position, energy_fn)
+        return new_state, Info(new_state.energy, base.per_chain_norm(new_state.energy_grad))
+
+    return kernel
+
+
+def as_top_level_api(energy_fn: base.EnergyFn, step_size, *, temperature=1.0) -> base.SamplingAlgorithm:
+    """SGLD bound to an energy: ``jebm.samplers.sgld``.
+
+    Args:
+      energy_fn: ``position -> energies`` of shape ``(n_chains,)``.
+      step_size: η > 0.
+      temperature: T > 0; the target is ``exp(-E/T)``.
+
+    Returns:
+      ``SamplingAlgorithm(init, step)``; ``init(position, rng_key=None)``
+      ignores the key (SGLD has no auxiliary variables).
+    """
+    base.check_positive("step_size", step_size)
+    base.check_positive("temperature", temperature)
+    kernel = build_kernel()
+
+    def init_fn(position, rng_key=None):
+        del rng_key
+        return init(position, energy_fn)
+
+    def step_fn(rng_key, state):
+        return kernel(rng_key, state, energy_fn, step_size, temperature)
+
+    return base.SamplingAlgorithm(init_fn, step_fn)
