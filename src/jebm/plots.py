@@ -1,0 +1,430 @@
+"""Figures for the experiments; the only jebm module that imports matplotlib.
+
+Every ``plot_*``/``save_*`` function takes NumPy arrays (jax arrays work too)
+and an output path, writes a PNG atomically (rendered to a temporary file in
+the same directory, then moved into place with ``os.replace``, so readers
+never see a half-written image), closes its figure and returns the path.
+
+Grid conventions follow :mod:`jebm.metrics`: ``xs``/``ys`` are cell centres
+and ``values[i, j]`` belongs to the point ``(xs[j], ys[i])``, drawn with
+``origin="lower"``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+import tempfile
+from typing import Any, Callable, Mapping, Sequence
+
+import matplotlib
+
+# Headless rendering by default, but only when nobody has imported pyplot
+# yet: switching the backend under an interactive session would break it.
+if "matplotlib.pyplot" not in sys.modules:
+    matplotlib.use("Agg")
+
+import matplotlib.image  # noqa: E402  (must follow the backend choice)
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import scipy.special  # noqa: E402
+
+__all__ = [
+    "image_grid",
+    "plot_energy_landscapes",
+    "plot_grids_side_by_side",
+    "plot_samples_over_density",
+    "plot_toy_fit",
+    "plot_training_curves",
+    "save_image_grid",
+]
+
+DPI = 120
+_PANEL_INCHES = 4.0
+_MARKER_SIZE = 2.0
+
+
+# ---------------------------------------------------------------------------
+# Writing files
+# ---------------------------------------------------------------------------
+
+
+def _atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> str:
+    """Runs ``write(tmp_path)`` then moves the temporary file onto ``path``.
+
+    The temporary file lives in the destination directory so ``os.replace``
+    is an atomic rename on the same filesystem. It is removed if ``write``
+    fails. Missing parent directories are created.
+
+    Args:
+      path: Destination file.
+      write: Writes a complete PNG to the path it is given.
+
+    Returns:
+      ``path`` as a string.
+    """
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        # mkstemp creates the file 0600; give the image ordinary permissions.
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+    return path
+
+
+def _save_figure(fig: matplotlib.figure.Figure, path: str | os.PathLike) -> str:
+    """Saves ``fig`` as a PNG atomically and always closes it."""
+    try:
+        return _atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=DPI))
+    finally:
+        plt.close(fig)
+
+
+def _subplots(ncols: int, nrows: int = 1, width: float = _PANEL_INCHES, height: float = _PANEL_INCHES):
+    """A figure with an ``nrows x ncols`` grid of axes, always as a 2D array."""
+    fig, axes = plt.subplots(
+        nrows, ncols, figsize=(width * ncols, height * nrows), squeeze=False, layout="constrained"
+    )
+    return fig, axes
+
+
+# ---------------------------------------------------------------------------
+# 2D densities and energies
+# ---------------------------------------------------------------------------
+
+
+def _extent(xs: Any, ys: Any) -> tuple[float, float, float, float]:
+    """imshow extent (cell edges) of a grid given by its cell centres."""
+    xs = np.asarray(xs, dtype=np.float64)
+    ys = np.asarray(ys, dtype=np.float64)
+    dx = (xs[-1] - xs[0]) / (len(xs) - 1) if len(xs) > 1 else 1.0
+    dy = (ys[-1] - ys[0]) / (len(ys) - 1) if len(ys) > 1 else 1.0
+    return xs[0] - dx / 2, xs[-1] + dx / 2, ys[0] - dy / 2, ys[-1] + dy / 2
+
+
+def _grid_density(log_values: Any, xs: Any, ys: Any) -> np.ndarray:
+    """Turns unnormalised log-values on a grid into a density.
+
+    Normalised so that ``sum(density) * cell_area == 1``, which puts the true
+    and the learned density in the same units.
+    """
+    log_values = np.asarray(log_values, dtype=np.float64)
+    x0, x1, y0, y1 = _extent(xs, ys)
+    cell_area = (x1 - x0) * (y1 - y0) / log_values.size
+    return np.exp(log_values - scipy.special.logsumexp(log_values)) / cell_area
+
+
+def _show_field(fig, ax, values: np.ndarray, extent, title: str | None, colorbar: bool = True, **kwargs):
+    """Draws a grid of values with ``origin="lower"`` and an optional colorbar."""
+    image = ax.imshow(values, origin="lower", extent=extent, aspect="equal", **kwargs)
+    if title:
+        ax.set_title(title)
+    if colorbar:
+        fig.colorbar(image, ax=ax, shrink=0.8)
+    return image
+
+
+def _scatter(ax, samples: Any, extent) -> None:
+    """Small-marker scatter of ``(n, 2)`` samples clipped to the plot extent."""
+    samples = np.asarray(samples, dtype=np.float64).reshape(-1, 2)
+    ax.scatter(samples[:, 0], samples[:, 1], s=_MARKER_SIZE, c="tab:red", alpha=0.6, linewidths=0)
+    ax.set_xlim(extent[0], extent[1])
+    ax.set_ylim(extent[2], extent[3])
+    ax.set_aspect("equal")
+
+
+def plot_samples_over_density(
+    path: str | os.PathLike,
+    xs: Any,
+    ys: Any,
+    log_density: Any,
+    samples_by_name: Mapping[str, Any],
+    title: str | None = None,
+) -> str:
+    """One panel per sampler: its samples scattered over the target density.
+
+    Args:
+      path: Output PNG path.
+      xs: ``(nx,)`` grid cell centres along x.
+      ys: ``(ny,)`` grid cell centres along y.
+      log_density: ``(ny, nx)`` target log-density (unnormalised is fine).
+      samples_by_name: Panel title -> ``(n, 2)`` samples, in display order.
+      title: Optional figure title.
+
+    Returns:
+      ``path`` as a string.
+    """
+    extent = _extent(xs, ys)
+    density = _grid_density(log_density, xs, ys)
+    fig, axes = _subplots(max(1, len(samples_by_name)))
+    if not samples_by_name:
+        _show_field(fig, axes[0, 0], density, extent, "target density", cmap="viridis")
+    for ax, (name, samples) in zip(axes[0], samples_by_name.items()):
+        _show_field(fig, ax, density, extent, name, colorbar=False, cmap="Greys")
+        _scatter(ax, samples, extent)
+    if title:
+        fig.suptitle(title)
+    return _save_figure(fig, path)
+
+
+def plot_toy_fit(
+    path: str | os.PathLike,
+    xs: Any,
+    ys: Any,
+    true_log_density: Any,
+    energy: Any,
+    samples: Any,
+    title: str | None = None,
+) -> str:
+    """The paper's Figure 2: true density, learned density and samples.
+
+    Both densities are normalised over the grid (the learned one is
+    ``exp(-E) / Z``) and share one colour scale so they compare directly.
+
+    Args:
+      path: Output PNG path.
+      xs: ``(nx,)`` grid cell centres along x.
+      ys: ``(ny,)`` grid cell centres along y.
+      true_log_density: ``(ny, nx)`` true log-density.
+      energy: ``(ny, nx)`` learned energy.
+      samples: ``(n, 2)`` model samples.
+      title: Optional figure title.
+
+    Returns:
+      ``path`` as a string.
+    """
+    extent = _extent(xs, ys)
+    p_true = _grid_density(true_log_density, xs, ys)
+    p_model = _grid_density(-np.asarray(energy, dtype=np.float64), xs, ys)
+    vmax = float(max(p_true.max(), p_model.max()))
+    fig, axes = _subplots(3)
+    _show_field(fig, axes[0, 0], p_true, extent, "true density", cmap="viridis", vmin=0.0, vmax=vmax)
+    _show_field(fig, axes[0, 1], p_model, extent, r"learned density $e^{-E}/Z$", cmap="viridis", vmin=0.0, vmax=vmax)
+    _scatter(axes[0, 2], samples, extent)
+    axes[0, 2].set_title("samples")
+    if title:
+        fig.suptitle(title)
+    return _save_figure(fig, path)
+
+
+def plot_energy_landscapes(
+    path: str | os.PathLike,
+    panels: Sequence[tuple[str, Any, Any, Any]],
+    title: str | None = None,
+) -> str:
+    """The paper's Figure 3: energy landscapes side by side.
+
+    Each panel has its own colour scale and colorbar, because the point of
+    the figure is that the scale of the energy changes (e.g. with eta).
+
+    Args:
+      path: Output PNG path.
+      panels: ``(label, xs, ys, energy)`` tuples with ``energy`` of shape
+        ``(len(ys), len(xs))``.
+      title: Optional figure title.
+
+    Returns:
+      ``path`` as a string.
+    """
+    fig, axes = _subplots(max(1, len(panels)))
+    for ax, (label, xs, ys, energy) in zip(axes[0], panels):
+        _show_field(fig, ax, np.asarray(energy, dtype=np.float64), _extent(xs, ys), label, cmap="magma")
+    if title:
+        fig.suptitle(title)
+    return _save_figure(fig, path)
+
+
+# ---------------------------------------------------------------------------
+# Training curves
+# ---------------------------------------------------------------------------
+
+
+def _series(records: Sequence[Mapping[str, Any]], key: str) -> tuple[np.ndarray, np.ndarray]:
+    """Steps and values of ``key`` over the records that have a finite value.
+
+    Records without a ``step`` use their position in the list.
+    """
+    steps, values = [], []
+    for index, record in enumerate(records):
+        value = record.get(key)
+        if value is None:
+            continue
+        value = float(np.asarray(value))
+        if math.isfinite(value):
+            steps.append(float(np.asarray(record.get("step", index))))
+            values.append(value)
+    return np.asarray(steps), np.asarray(values)
+
+
+def plot_training_curves(path: str | os.PathLike, records: Sequence[Mapping[str, Any]]) -> str:
+    """Energies of real and generated samples, loss and gradient norm vs step.
+
+    Panels (each drawn only if some record has its keys): energies
+    ``energy_pos`` (E(x+), real) and ``energy_neg`` (E(x-), generated);
+    ``loss``; ``grad_norm`` (the norm of grad_x E at the negatives), on a log
+    axis when all its values are positive. Missing or non-finite values are
+    skipped, so a diverged run still plots up to the divergence.
+
+    Args:
+      path: Output PNG path.
+      records: Per-logged-step dicts with any of the keys ``step``, ``loss``,
+        ``energy_pos``, ``energy_neg``, ``grad_norm``.
+
+    Returns:
+      ``path`` as a string.
+    """
+    # (title, [(record key, legend label)], log scale allowed)
+    panel_specs = [
+        ("energies", [("energy_pos", r"$E(x^+)$ real"), ("energy_neg", r"$E(x^-)$ generated")], False),
+        ("loss", [("loss", "loss")], False),
+        (r"$\|\nabla_x E\|$ at negatives", [("grad_norm", "grad norm")], True),
+    ]
+    panels = []
+    for title, keys, log_ok in panel_specs:
+        lines = [(label, *_series(records, key)) for key, label in keys]
+        lines = [line for line in lines if line[1].size]
+        if lines:
+            panels.append((title, lines, log_ok))
+
+    fig, axes = _subplots(max(1, len(panels)), width=5.0, height=3.5)
+    if not panels:
+        axes[0, 0].text(0.5, 0.5, "no data", ha="center", va="center", transform=axes[0, 0].transAxes)
+    for ax, (title, lines, log_ok) in zip(axes[0], panels):
+        for label, steps, values in lines:
+            ax.plot(steps, values, label=label, linewidth=1.0)
+        if log_ok and all(np.all(v > 0) for _, _, v in lines):
+            ax.set_yscale("log")
+        ax.set_title(title)
+        ax.set_xlabel("step")
+        if len(lines) > 1:
+            ax.legend()
+    return _save_figure(fig, path)
+
+
+# ---------------------------------------------------------------------------
+# Image grids
+# ---------------------------------------------------------------------------
+
+
+def image_grid(
+    images: Any,
+    nrow: int | None = None,
+    pad: int = 1,
+    value_range: tuple[float, float] = (0.0, 1.0),
+    pad_value: float = 1.0,
+) -> np.ndarray:
+    """Tiles grayscale images into one array with gaps between them.
+
+    Values are clipped to ``value_range`` and rescaled to ``[0, 1]``. Images
+    fill the grid row by row; gaps (``pad`` pixels, between tiles only, no
+    outer border) and unused trailing cells get ``pad_value``. The default
+    white gap stands out against MNIST's black background.
+
+    Args:
+      images: ``(n, h, w)`` or ``(n, h, w, 1)`` images, ``n >= 1``.
+      nrow: Images per row (the torchvision convention); default
+        ``ceil(sqrt(n))``. Capped at ``n``.
+      pad: Gap width in pixels.
+      value_range: ``(low, high)`` mapped to 0 and 1.
+      pad_value: Value in ``[0, 1]`` of gaps and empty cells.
+
+    Returns:
+      A float64 array of shape ``(rows*h + (rows-1)*pad, cols*w + (cols-1)*pad)``
+      with ``cols = min(nrow, n)`` and ``rows = ceil(n / cols)``.
+
+    Raises:
+      ValueError: On a bad shape, an empty batch or an empty value range.
+    """
+    images = np.asarray(images, dtype=np.float64)
+    if images.ndim == 4 and images.shape[-1] == 1:
+        images = images[..., 0]
+    if images.ndim != 3 or images.shape[0] == 0:
+        raise ValueError(f"images must have shape (n, h, w) or (n, h, w, 1) with n >= 1, got {images.shape}")
+    low, high = (float(v) for v in value_range)
+    if not high > low:
+        raise ValueError(f"value_range must satisfy low < high, got {value_range}")
+    n, h, w = images.shape
+    cols = min(nrow or math.ceil(math.sqrt(n)), n)
+    if cols < 1 or pad < 0:
+        raise ValueError(f"need nrow >= 1 and pad >= 0, got nrow={nrow}, pad={pad}")
+    rows = math.ceil(n / cols)
+    scaled = (np.clip(images, low, high) - low) / (high - low)
+    out = np.full((rows * h + (rows - 1) * pad, cols * w + (cols - 1) * pad), float(pad_value))
+    for index in range(n):
+        top = (index // cols) * (h + pad)
+        left = (index % cols) * (w + pad)
+        out[top : top + h, left : left + w] = scaled[index]
+    return out
+
+
+def save_image_grid(
+    path: str | os.PathLike,
+    images: Any,
+    nrow: int | None = None,
+    value_range: tuple[float, float] = (0.0, 1.0),
+    pad: int = 1,
+    scale: int = 1,
+) -> str:
+    """Writes :func:`image_grid` as a grayscale PNG, one pixel per grid value.
+
+    No axes or resampling: the PNG is the array itself (8-bit quantised),
+    optionally enlarged by an integer nearest-neighbour ``scale``.
+
+    Args:
+      path: Output PNG path.
+      images: ``(n, h, w)`` or ``(n, h, w, 1)`` images.
+      nrow: Images per row; see :func:`image_grid`.
+      value_range: ``(low, high)`` shown as black and white; values are
+        clipped to it.
+      pad: Gap width in pixels (before scaling).
+      scale: Integer enlargement factor.
+
+    Returns:
+      ``path`` as a string.
+    """
+    pixels = image_grid(images, nrow=nrow, pad=pad, value_range=value_range)
+    if scale != 1:
+        pixels = np.kron(pixels, np.ones((int(scale), int(scale))))
+    return _atomic_write(
+        path, lambda tmp: matplotlib.image.imsave(tmp, pixels, cmap="gray", vmin=0.0, vmax=1.0, format="png")
+    )
+
+
+def plot_grids_side_by_side(
+    path: str | os.PathLike,
+    panels: Sequence[tuple[str, Any]],
+    nrow: int | None = None,
+    value_range: tuple[float, float] = (0.0, 1.0),
+    title: str | None = None,
+) -> str:
+    """The paper's Figure 5 style: several titled sample grids side by side.
+
+    Args:
+      path: Output PNG path.
+      panels: ``(title, images)`` tuples; images as in :func:`image_grid`.
+      nrow: Images per row in every grid.
+      value_range: ``(low, high)`` shown as black and white.
+      title: Optional figure title.
+
+    Returns:
+      ``path`` as a string.
+    """
+    fig, axes = _subplots(max(1, len(panels)))
+    for ax, (panel_title, images) in zip(axes[0], panels):
+        pixels = image_grid(images, nrow=nrow, value_range=value_range)
+        ax.imshow(pixels, cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
+        ax.set_title(panel_title)
+    for ax in axes[0]:
+        ax.set_axis_off()
+    if title:
+        fig.suptitle(title)
+    return _save_figure(fig, path)
