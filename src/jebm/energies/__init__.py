@@ -1,0 +1,59 @@
+"""Energy models ``E(x) = head(f(x) + c)``: backbones, heads and a factory.
+
+Convention: a model maps inputs ``(n, ...)`` to energies ``(n,)``, one per
+example, with ``p(x) ∝ exp(-E(x))``.
+"""
+
+from jebm.energies.factory import (
+    DEFAULT_MLP_HIDDEN,
+    NETWORKS,
+    energy_fn,
+    energy_grad_norms,
+    features_fn,
+    make_energy,
+    quadratic_stall_check,
+)
+from jebm.energies.heads import (
+    DEFAULT_HEAD_OFFSETS,
+    HEADS,
+    EnergyHead,
+    EnergyModel,
+    beta_energy,
+    gamma_energy,
+    quadratic_energy,
+    quadratic_stall_report,
+    resolve_head_offset,
+)
+from jebm.energies.networks import (
+    ACTIVATIONS,
+    MLP,
+    CustomCNN,
+    LeNet,
+    ToyMLP,
+    activation_fn,
+)
+
+__all__ = [
+    "ACTIVATIONS",
+    "DEFAULT_HEAD_OFFSETS",
+    "DEFAULT_MLP_HIDDEN",
+    "HEADS",
+    "NETWORKS",
+    "CustomCNN",
+    "EnergyHead",
+    "EnergyModel",
+    "LeNet",
+    "MLP",
+    "ToyMLP",
+    "activation_fn",
+    "beta_energy",
+    "energy_fn",
+    "energy_grad_norms",
+    "features_fn",
+    "gamma_energy",
+    "make_energy",
+    "quadratic_energy",
+    "quadratic_stall_check",
+    "quadratic_stall_report",
+    "resolve_head_offset",
+]

@@ -1,0 +1,252 @@
+"""Backbones: networks mapping a batch of inputs to one scalar ``f(x)`` each.
+
+Every backbone takes inputs with a leading batch (chain) axis of size ``n`` and
+returns ``f`` of shape ``(n,)``. Example ``i``'s output reads only example
+``i`` (no batch statistics, hence no batch norm, which the paper also found
+harmful), so the gradient of ``sum(f)`` with respect to the inputs is the
+per-example gradient the samplers need.
+
+The head (``jebm.energies.heads``) turns ``f`` into the energy ``E``.
+
+Networks:
+  * ``ToyMLP``: the paper's 2D toy net, 2-32-64-64-64-1 with LeakyReLU(0.05).
+  * ``MLP``: the same design with free widths and activation.
+  * ``LeNet``: LeNet-5 layout for 28x28x1 images.
+  * ``CustomCNN``: the paper's Table 3 strided CNN for 28x28x1 images.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Callable, Optional, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+Array = jax.Array
+Dtype = Any
+
+ACTIVATIONS = ("leaky_relu", "swish", "tanh")
+
+# The paper's toy network (Sec. 4.1) uses LeakyReLU with slope 0.05; every
+# network here defaults to it so the activation family reads the same.
+DEFAULT_LEAKY_SLOPE = 0.05
+
+# Hidden widths of the paper's toy network, 2-32-64-64-64-1.
+TOY_HIDDEN = (32, 64, 64, 64)
+
+
+def check_choice(field: str, value, valid) -> None:
+    """Reject a name that is not among ``valid``, listing the valid names.
+
+    Args:
+      field: the option's name as the user wrote it, e.g. ``"energy.head"``.
+      value: the value given.
+      valid: the accepted values.
+
+    Raises:
+      ValueError: e.g. ``energy.head='cubic' is not one of ['beta', ...]``.
+    """
+    if value not in valid:
+        raise ValueError(f"{field}={value!r} is not one of {sorted(valid)}")
+
+
+def activation_fn(name: str, leaky_slope: float = DEFAULT_LEAKY_SLOPE) -> Callable[[Array], Array]:
+    """The elementwise activation called ``name``.
+
+    Args:
+      name: one of ``ACTIVATIONS``.
+      leaky_slope: negative-side slope, used by ``"leaky_relu"`` only.
+
+    Returns:
+      A function ``Array -> Array``.
+
+    Raises:
+      ValueError: when ``name`` is unknown, listing the valid names.
+    """
+    check_choice("activation", name, ACTIVATIONS)
+    if name == "leaky_relu":
+        return functools.partial(nn.leaky_relu, negative_slope=leaky_slope)
+    return {"swish": nn.swish, "tanh": jnp.tanh}[name]
+
+
+def output_kernel_init(std: Optional[float]) -> Callable:
+    """Initialiser for the final 1-unit dense layer's kernel.
+
+    Args:
+      std: ``None`` keeps Flax's default (LeCun normal); a float draws the
+        kernel from N(0, std²). The paper author's code drew every linear
+        layer from N(0, 0.01²), which makes ``f`` ≈ 0 at initialisation; that
+        is what stalls the quadratic head (see ``heads``).
+
+    Returns:
+      A Flax kernel initialiser.
+    """
+    if std is None:
+        return nn.linear.default_kernel_init
+    return nn.initializers.normal(stddev=std)
+
+
+def flatten_examples(x: Array) -> Array:
+    """Reshape ``(n, ...)`` to ``(n, d)``, one row per example."""
+    return jnp.reshape(x, (x.shape[0], -1))
+
+
+def as_nhwc(x: Array) -> Array:
+    """Accept grey images as ``(n, H, W)`` or ``(n, H, W, 1)``; return NHWC.
+
+    Raises:
+      ValueError: for any other shape, notably channels-first ``(n, 1, H, W)``,
+        which would otherwise be silently misread as a 1-pixel-wide image.
+    """
+    if x.ndim == 3:
+        return x[..., None]
+    if x.ndim == 4 and x.shape[-1] == 1:
+        return x
+    raise ValueError(f"expected images of shape (n, H, W) or (n, H, W, 1), got {x.shape}")
+
+
+class MLP(nn.Module):
+    """Fully connected network ``f: R^d -> R`` applied per example.
+
+    Inputs ``(n, ...)`` are flattened to ``(n, d)``; each hidden layer is
+    ``Dense -> activation``, the last layer is ``Dense(1)`` with no activation.
+
+    Attributes:
+      hidden: widths of the hidden layers, e.g. ``(32, 64, 64, 64)``.
+      activation: one of ``ACTIVATIONS``. LeakyReLU is the default because it
+        is what the paper's toy network uses.
+      leaky_slope: negative-side slope of LeakyReLU (0.05, as in the paper).
+      out_init_std: see ``output_kernel_init``.
+      dtype: computation dtype (``None``: inferred from inputs and params).
+      param_dtype: parameter dtype.
+    """
+
+    hidden: Sequence[int]
+    activation: str = "leaky_relu"
+    leaky_slope: float = DEFAULT_LEAKY_SLOPE
+    out_init_std: Optional[float] = None
+    dtype: Optional[Dtype] = None
+    param_dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: Array) -> Array:
+        """Return ``f(x)`` of shape ``(n,)`` for inputs ``(n, ...)``."""
+        act = activation_fn(self.activation, self.leaky_slope)
+        dense = functools.partial(nn.Dense, dtype=self.dtype, param_dtype=self.param_dtype)
+        h = flatten_examples(x)
+        for width in self.hidden:
+            h = act(dense(width)(h))
+        out = dense(1, kernel_init=output_kernel_init(self.out_init_std))(h)
+        return out[:, 0]
+
+
+class ToyMLP(MLP):
+    """The paper's toy network for 2D data: 2-32-64-64-64-1, LeakyReLU(0.05).
+
+    Same module as ``MLP`` with the paper's widths and activation as defaults,
+    so its parameters are laid out identically (``Dense_0`` ... ``Dense_4``).
+    """
+
+    hidden: Sequence[int] = TOY_HIDDEN
+    activation: str = "leaky_relu"
+
+
+class LeNet(nn.Module):
+    """LeNet-5 layout for 28x28x1 images, ending in one unit.
+
+    ``conv5x5(6, pad 2) -> act -> avgpool2 -> conv5x5(16, valid) -> act ->
+    avgpool2 -> fc120 -> act -> fc84 -> act -> fc1``; spatial sizes
+    28 -> 28 -> 14 -> 10 -> 5.
+
+    Attributes:
+      activation: one of ``ACTIVATIONS``. Swish by default: the paper reports
+        that LeNet's classic tanh hurt gradient propagation while LeakyReLU and
+        Swish worked, and the author's LeNet code used Swish.
+      leaky_slope: negative-side slope of LeakyReLU.
+      out_init_std: see ``output_kernel_init``.
+      dtype: computation dtype.
+      param_dtype: parameter dtype.
+    """
+
+    activation: str = "swish"
+    leaky_slope: float = DEFAULT_LEAKY_SLOPE
+    out_init_std: Optional[float] = None
+    dtype: Optional[Dtype] = None
+    param_dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: Array) -> Array:
+        """Return ``f(x)`` of shape ``(n,)`` for images ``(n, 28, 28[, 1])``."""
+        act = activation_fn(self.activation, self.leaky_slope)
+        conv = functools.partial(nn.Conv, dtype=self.dtype, param_dtype=self.param_dtype)
+        dense = functools.partial(nn.Dense, dtype=self.dtype, param_dtype=self.param_dtype)
+        h = as_nhwc(x)
+        # Padding 2 keeps 28x28, as in LeNet-5 on 32x32 inputs.
+        h = act(conv(6, (5, 5), padding=((2, 2), (2, 2)), name="conv1")(h))
+        h = nn.avg_pool(h, (2, 2), strides=(2, 2))
+        h = act(conv(16, (5, 5), padding="VALID", name="conv2")(h))
+        h = nn.avg_pool(h, (2, 2), strides=(2, 2))
+        h = flatten_examples(h)
+        h = act(dense(120, name="fc1")(h))
+        h = act(dense(84, name="fc2")(h))
+        out = dense(1, kernel_init=output_kernel_init(self.out_init_std), name="fc3")(h)
+        return out[:, 0]
+
+
+class CustomCNN(nn.Module):
+    """The paper's custom CNN (Table 3): strided convolutions, no pooling.
+
+    ====================  ===========  =====================
+    layer                 output       details
+    ====================  ===========  =====================
+    input                 28 x 28 x 1
+    conv 5x5, 16          16 x 16 x 16  stride 2, padding 4
+    conv 3x3, 32          8 x 8 x 32    stride 2, padding 1
+    conv 3x3, 64          4 x 4 x 64    stride 2, padding 1
+    conv 3x3, 64          2 x 2 x 64    stride 2, padding 1
+    fc                    64
+    fc                    1
+    ====================  ===========  =====================
+
+    The activation follows every convolution and the 64-unit layer. Padding
+    is explicit so the sizes match the table exactly, e.g.
+    ``(28 + 2*4 - 5) // 2 + 1 = 16``.
+
+    Attributes:
+      activation: one of ``ACTIVATIONS``. The paper does not name it; Swish is
+        the default because (i) the author's published code for this network
+        uses Swish, (ii) the paper ranks Swish with LeakyReLU above tanh on
+        MNIST, and (iii) Swish makes ``E`` smooth, so ``∇ₓE`` is continuous,
+        which suits the gradient-driven samplers (Sec. 3.1), whereas
+        LeakyReLU's ``∇ₓE`` jumps between linear regions.
+      leaky_slope: negative-side slope of LeakyReLU.
+      out_init_std: see ``output_kernel_init``.
+      dtype: computation dtype.
+      param_dtype: parameter dtype.
+    """
+
+    activation: str = "swish"
+    leaky_slope: float = DEFAULT_LEAKY_SLOPE
+    out_init_std: Optional[float] = None
+    dtype: Optional[Dtype] = None
+    param_dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: Array) -> Array:
+        """Return ``f(x)`` of shape ``(n,)`` for images ``(n, 28, 28[, 1])``."""
+        act = activation_fn(self.activation, self.leaky_slope)
+        conv = functools.partial(
+            nn.Conv, kernel_size=(3, 3), strides=(2, 2), padding=((1, 1), (1, 1)),
+            dtype=self.dtype, param_dtype=self.param_dtype,
+        )
+        dense = functools.partial(nn.Dense, dtype=self.dtype, param_dtype=self.param_dtype)
+        h = as_nhwc(x)
+        h = act(conv(16, kernel_size=(5, 5), padding=((4, 4), (4, 4)), name="conv1")(h))
+        h = act(conv(32, name="conv2")(h))
+        h = act(conv(64, name="conv3")(h))
+        h = act(conv(64, name="conv4")(h))
+        h = act(dense(64, name="fc1")(flatten_examples(h)))
+        out = dense(1, kernel_init=output_kernel_init(self.out_init_std), name="fc2")(h)
+        return out[:, 0]
