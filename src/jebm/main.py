@@ -1,0 +1,38 @@
+"""Command line: ``python -m jebm.main --config=configs/gmm_sghmc.py --workdir=/tmp/run``.
+
+Overrides: ``--config.sampler.step_size=0.005``; presets:
+``--config=configs/gmm_sgld.py:pcd``. Re-running with the same ``--workdir``
+resumes from its newest checkpoint.
+"""
+
+import os
+
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+config_flags.DEFINE_config_file("config", None, "Config file (optionally :preset).", lock_config=True)
+flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics, samples and figures.")
+flags.mark_flags_as_required(["config", "workdir"])
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    import jax
+
+    from jebm import config_validation, train
+
+    # Compile once per config and machine: later runs reuse XLA's output.
+    cache = os.environ.get("JEBM_COMPILATION_CACHE", os.path.expanduser("~/.cache/jebm/xla"))
+    if cache:
+        jax.config.update("jax_compilation_cache_dir", cache)
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+    config = flags.FLAGS.config
+    config_validation.validate(config)
+    logging.info("Config:\n%s", config)
+    summary = train.train_and_evaluate(config, flags.FLAGS.workdir)
+    logging.info("Done: %s", {k: v for k, v in summary.items() if isinstance(v, (int, float, str))})
+
+
+if __name__ == "__main__":
+    app.run(main)

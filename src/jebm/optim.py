@@ -1,0 +1,34 @@
+"""Optimizers by name, built from optax."""
+
+from __future__ import annotations
+
+import optax
+
+OPTIMIZERS = ("adam", "adamw", "sgd")
+
+
+def make_optimizer(name: str, learning_rate: float, weight_decay: float = 0.0, **kwargs) -> optax.GradientTransformation:
+    """The outer-loop optimizer.
+
+    ``weight_decay`` follows PyTorch's convention for the optimizers the paper
+    used: for ``sgd`` and ``adam`` it is an L2 term added to the gradient
+    before the update (``torch.optim.SGD``/``Adam(weight_decay=...)``), for
+    ``adamw`` it is decoupled (Loshchilov & Hutter).
+
+    Args:
+      name: one of ``OPTIMIZERS``.
+      learning_rate: ε > 0.
+      weight_decay: ≥ 0.
+      **kwargs: passed to the optax constructor (e.g. ``b1``, ``b2``, ``momentum``).
+
+    Raises:
+      ValueError: naming the field and the valid values.
+    """
+    if name not in OPTIMIZERS:
+        raise ValueError(f"optimizer.name={name!r} is not one of {sorted(OPTIMIZERS)}")
+    if name == "adamw":
+        return optax.adamw(learning_rate, weight_decay=weight_decay, **kwargs)
+    base = optax.sgd(learning_rate, **kwargs) if name == "sgd" else optax.adam(learning_rate, **kwargs)
+    if weight_decay:
+        return optax.chain(optax.add_decayed_weights(weight_decay), base)
+    return base

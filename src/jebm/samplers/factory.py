@@ -1,0 +1,53 @@
+"""Samplers and chain initialisers chosen by name from a config."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import jax
+
+from jebm.samplers import init as chain_init
+from jebm.samplers.mala import as_top_level_api as mala_api
+from jebm.samplers.sghmc import as_top_level_api as sghmc_api
+from jebm.samplers.sgld import as_top_level_api as sgld_api
+from jebm.samplers.base import EnergyFn, SamplingAlgorithm, check_choice
+
+SAMPLERS = ("mala", "sghmc", "sgld")
+MASS_CONVENTIONS = ("inverse_mass", "mass")
+CHAIN_INITS = ("gaussian", "uniform")
+
+
+def effective_mass(mass: float, convention: str) -> float:
+    """The mass ``M = m·I`` of Algorithm 3 that a config's ``sampler.mass`` means.
+
+    ``"mass"``: ``m`` is Algorithm 3's mass (``M = m·I``). ``"inverse_mass"``:
+    ``m`` multiplies the momentum in the position update, as in the paper's
+    author's code, so it plays the role of ``M⁻¹`` and ``M = I/m``.
+    """
+    check_choice("sampler.mass_convention", convention, MASS_CONVENTIONS)
+    return mass if convention == "mass" else 1.0 / mass
+
+
+def make_sampler(cfg, energy_fn: EnergyFn) -> SamplingAlgorithm:
+    """``SamplingAlgorithm`` for ``cfg`` (a ``config.sampler`` block) on ``energy_fn``."""
+    check_choice("sampler.name", cfg.name, SAMPLERS)
+    if cfg.name == "sgld":
+        return sgld_api(energy_fn, cfg.step_size, temperature=cfg.temperature)
+    if cfg.name == "mala":
+        return mala_api(energy_fn, cfg.step_size, temperature=cfg.temperature)
+    return sghmc_api(
+        energy_fn,
+        cfg.step_size,
+        friction=cfg.friction,
+        mass=effective_mass(cfg.mass, cfg.mass_convention),
+        integrator=cfg.integrator,
+        temperature=cfg.temperature,
+    )
+
+
+def make_noise_init(cfg, example_shape: tuple[int, ...]) -> Callable[[jax.Array, int], jax.Array]:
+    """``noise(rng_key, n) -> (n, *example_shape)`` chains for ``cfg`` (a ``config.chain_init`` block)."""
+    check_choice("chain_init.name", cfg.name, CHAIN_INITS)
+    if cfg.name == "uniform":
+        return lambda key, n: chain_init.uniform(key, (n, *example_shape), low=cfg.low, high=cfg.high)
+    return lambda key, n: chain_init.gaussian(key, (n, *example_shape), mean=cfg.mean, std=cfg.std)

@@ -1,0 +1,340 @@
+"""Maximum-likelihood training of an energy-based model (Algorithm 1).
+
+``train_and_evaluate(config, workdir)`` is the whole job: it builds every part
+by name from the config, resumes from the newest checkpoint in ``workdir`` if
+there is one, runs the jitted ``train_step`` with a divergence guard,
+checkpoints atomically, and finally evaluates the model with *fresh* chains
+and writes the workdir contract described in the README.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import struct
+from ml_collections import config_dict
+
+from jebm import checkpoint, evaluation, losses, optim
+from jebm.data import pipeline
+from jebm.energies import make_energy
+from jebm.samplers import factory as sampler_factory
+from jebm.samplers import init as chain_init
+from jebm.samplers.chain import run_chain
+
+
+class TrainState(struct.PyTreeNode):
+    """Everything a training step reads and writes; checkpointed whole.
+
+    Attributes:
+      step: optimizer steps taken (also the data position).
+      params: energy parameters θ.
+      opt_state: optimizer state (holds the current learning rate).
+      bank: the persistent chains (``PersistentBank``) or ``None`` without PCD.
+      rng: the run's base PRNG key (raw ``uint32[2]``); step ``s`` uses
+        ``fold_in(rng, s)``, so resuming replays the same randomness.
+    """
+
+    step: jax.Array
+    params: Any
+    opt_state: Any
+    bank: Any
+    rng: jax.Array
+
+
+class DivergenceError(RuntimeError):
+    """Training produced non-finite or out-of-bound values."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Parts:
+    """The pieces a config selects, built once."""
+
+    model: Any
+    tx: optax.GradientTransformation
+    data: pipeline.TrainData
+    noise_fn: Callable[[jax.Array, int], jax.Array]
+    loss_fn: Callable[[jax.Array, jax.Array], jax.Array]
+    num_chains: int
+
+
+def build_parts(config: config_dict.ConfigDict) -> Parts:
+    """Builds model, optimizer, data and chain initialiser from the config."""
+    e = config.energy
+    energy_kwargs = {}
+    if e.activation:
+        energy_kwargs["activation"] = e.activation
+    if e.hidden is not None:
+        energy_kwargs["hidden"] = tuple(e.hidden)
+    if e.out_init_std is not None:
+        energy_kwargs["out_init_std"] = e.out_init_std
+    model = make_energy(e.name, head=e.head, head_offset=e.head_offset, **energy_kwargs)
+    o = config.optimizer
+    optim.make_optimizer(o.name, o.learning_rate, o.weight_decay)  # validates the name early
+    tx = optax.inject_hyperparams(
+        lambda learning_rate: optim.make_optimizer(o.name, learning_rate, o.weight_decay)
+    )(learning_rate=o.learning_rate)
+    data = pipeline.make_train_data(config.dataset, config.training.batch_size, config.seed)
+    noise_fn = sampler_factory.make_noise_init(config.chain_init, data.example_shape)
+    loss_fn = losses.make_loss(config.loss.name, config.loss.l2_energy)
+    num_chains = config.sampler.num_chains or config.training.batch_size
+    return Parts(model, tx, data, noise_fn, loss_fn, num_chains)
+
+
+def create_train_state(config, parts: Parts) -> TrainState:
+    """Fresh parameters, optimizer state, persistent bank and PRNG key."""
+    rng = jax.random.PRNGKey(config.seed)
+    init_key, bank_key = jax.random.split(jax.random.fold_in(rng, 0x1717))
+    params = parts.model.init(init_key, jnp.zeros((1, *parts.data.example_shape), jnp.float32))
+    bank = None
+    if config.chain_init.persistent:
+        bank = chain_init.bank_init(bank_key, parts.noise_fn, config.chain_init.bank_size)
+    return TrainState(
+        step=jnp.asarray(0, jnp.int32),
+        params=params,
+        opt_state=parts.tx.init(params),
+        bank=bank,
+        rng=rng,
+    )
+
+
+def make_train_step(config, parts: Parts):
+    """Returns the pure ``train_step(state, batch) -> (state, metrics)`` (not jitted)."""
+    scfg = config.sampler
+    persistent = config.chain_init.persistent
+    reinit = config.chain_init.reinit_fraction
+    model, n = parts.model, parts.num_chains
+
+    def train_step(state: TrainState, batch: jax.Array):
+        key = jax.random.fold_in(state.rng, state.step)
+        k_init, k_momentum, k_chain = jax.random.split(key, 3)
+        if persistent:
+            x0, idx, _ = chain_init.bank_draw(k_init, state.bank, n, parts.noise_fn, reinit)
+        else:
+            x0 = parts.noise_fn(k_init, n)
+        algorithm = sampler_factory.make_sampler(scfg, lambda x: model.apply(state.params, x))
+        sampler_state = algorithm.init(x0, k_momentum if scfg.momentum_init == "random" else None)
+        sampler_state, summary = run_chain(k_chain, algorithm, sampler_state, scfg.num_steps, unroll=scfg.unroll)
+        x_neg = jax.lax.stop_gradient(sampler_state.position)
+
+        def loss_of(params):
+            e_pos = model.apply(params, batch)
+            e_neg = model.apply(params, x_neg)
+            return parts.loss_fn(e_pos, e_neg), (e_pos, e_neg)
+
+        (loss, (e_pos, e_neg)), grads = jax.value_and_grad(loss_of, has_aux=True)(state.params)
+        updates, opt_state = parts.tx.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        bank = chain_init.bank_write(state.bank, idx, x_neg) if persistent else state.bank
+        param_grad_norm = optax.global_norm(grads)
+        metrics = {
+            "loss": loss,
+            "energy_pos": jnp.mean(e_pos),
+            "energy_neg": jnp.mean(e_neg),
+            "grad_norm": jnp.mean(summary.final.grad_norm),
+            "grad_norm_run_mean": jnp.mean(summary.mean.grad_norm),
+            "param_grad_norm": param_grad_norm,
+            "learning_rate": opt_state.hyperparams["learning_rate"],
+            # Guard inputs: the largest magnitudes seen, NaN-propagating.
+            "max_abs_energy": jnp.maximum(jnp.max(jnp.abs(e_pos)), jnp.max(jnp.abs(e_neg))),
+            "chains_finite": jnp.all(jnp.isfinite(x_neg)),
+        }
+        new_state = state.replace(step=state.step + 1, params=params, opt_state=opt_state, bank=bank)
+        return new_state, metrics
+
+    return train_step
+
+
+def check_divergence(metrics: dict, step: int, guard) -> str | None:
+    """What blew up at ``step`` (host-side metrics), or None if the step is healthy."""
+    problems = [
+        f"{name} is {float(metrics[name])}"
+        for name in ("loss", "energy_pos", "energy_neg", "grad_norm", "param_grad_norm")
+        if not math.isfinite(float(metrics[name]))
+    ]
+    if not bool(metrics["chains_finite"]):
+        problems.append("the sampler's chains contain NaN/Inf")
+    max_energy, grad_norm = float(metrics["max_abs_energy"]), float(metrics["grad_norm"])
+    if math.isfinite(max_energy) and max_energy > guard.max_abs_energy:
+        problems.append(f"|energy| reached {max_energy:.3g} > guard.max_abs_energy={guard.max_abs_energy:g}")
+    if math.isfinite(grad_norm) and grad_norm > guard.max_grad_norm:
+        problems.append(f"‖∇ₓE‖ at the negatives reached {grad_norm:.3g} > guard.max_grad_norm={guard.max_grad_norm:g}")
+    if not problems:
+        return None
+    return (
+        f"training diverged at step {step}: " + "; ".join(problems) + ". "
+        "Usual fixes: a smaller sampler.step_size (η), a smaller optimizer.learning_rate, "
+        "or an energy penalty loss.l2_energy > 0 (e.g. 0.1); or set guard.on_divergence=rollback."
+    )
+
+
+class MetricsLog:
+    """``metrics.jsonl`` plus TensorBoard, truncated to the resumed step on restart."""
+
+    def __init__(self, workdir: Path, resume_step: int):
+        self.path = workdir / "metrics.jsonl"
+        self.records = []
+        if self.path.exists():
+            for line in self.path.read_text().splitlines():
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError:
+                    continue  # a line torn by a kill
+                if record.get("step", 0) <= resume_step:
+                    self.records.append(record)
+        self._rewrite()
+        from tensorboardX import SummaryWriter
+
+        self.tb = SummaryWriter(str(workdir / "tensorboard"), purge_step=resume_step + 1)
+
+    def _rewrite(self):
+        tmp = self.path.with_suffix(".jsonl.tmp")
+        tmp.write_text("".join(json.dumps(r) + "\n" for r in self.records))
+        os.replace(tmp, self.path)
+
+    def write(self, record: dict):
+        self.records.append(record)
+        with self.path.open("a") as f:
+            f.write(json.dumps(record) + "\n")
+        for key, value in record.items():
+            if key != "step" and isinstance(value, (int, float)):
+                self.tb.add_scalar(f"train/{key}", value, record["step"])
+
+    def close(self):
+        self.tb.close()
+
+
+def write_json(path: Path, obj) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True))
+    os.replace(tmp, path)
+
+
+def _prepare_workdir(workdir: str) -> Path:
+    path = Path(workdir)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".write_test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as err:
+        raise OSError(f"--workdir={workdir} is not writable: {err.strerror or err}") from err
+    return path
+
+
+def train(config, workdir: str | os.PathLike) -> tuple[TrainState, Parts, dict]:
+    """The training loop; returns the final state, the parts and run info."""
+    workdir = _prepare_workdir(str(workdir))
+    parts = build_parts(config)
+    write_json(workdir / "config.json", json.loads(config.to_json_best_effort()))
+    state = create_train_state(config, parts)
+    ckpt_dir = checkpoint.checkpoint_dir(workdir)
+    restored, restored_step = checkpoint.restore_latest(ckpt_dir, state)
+    if restored is not None:
+        state = restored
+        logging.info("Resumed from checkpoint at step %d in %s", restored_step, ckpt_dir)
+    start = int(state.step)
+    total = parts.data.steps_per_epoch * config.training.num_epochs
+    if config.training.max_steps:
+        total = min(total, config.training.max_steps)
+
+    step_fn = jax.jit(make_train_step(config, parts), donate_argnums=(0,))
+    batch_fn = jax.jit(parts.data.batch)
+    log = MetricsLog(workdir, start)
+    tc = config.training
+    rollbacks = 0
+    t0 = time.time()
+    first_step_s = None
+    last_saved = restored_step if restored is not None else None
+    bar = _progress(total, start, tc.progress)
+    try:
+        step = start
+        while step < total:
+            ts = time.time()
+            new_state, metrics = step_fn(state, batch_fn(jnp.asarray(step, jnp.int32)))
+            metrics = jax.device_get(metrics)
+            if first_step_s is None:
+                first_step_s = time.time() - ts  # includes compilation
+            problem = check_divergence(metrics, step + 1, config.guard)
+            if problem:
+                if config.guard.on_divergence != "rollback" or rollbacks >= config.guard.max_rollbacks or last_saved is None:
+                    kept = f" The last good checkpoint (step {last_saved}) is intact in {ckpt_dir}." if last_saved is not None else ""
+                    raise DivergenceError(problem + kept)
+                rollbacks += 1
+                state = _rollback(ckpt_dir, create_train_state(config, parts), config.guard.lr_factor, rollbacks)
+                step = int(state.step)
+                logging.warning("%s Rolled back to step %d (rollback %d/%d) with a new seed and learning rate %.3g.",
+                                problem, step, rollbacks, config.guard.max_rollbacks,
+                                float(state.opt_state.hyperparams["learning_rate"]))
+                log.write({"step": step, "rollback": rollbacks, "reason": problem})
+                continue
+            state = new_state
+            step += 1
+            if step % tc.log_every == 0 or step == total:
+                record = {k: float(v) for k, v in metrics.items() if k not in ("chains_finite",)}
+                record.update(step=step, wall_time=time.time() - t0)
+                log.write(record)
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(E_pos=f"{float(metrics['energy_pos']):.3g}", E_neg=f"{float(metrics['energy_neg']):.3g}",
+                                grad=f"{float(metrics['grad_norm']):.3g}", refresh=False)
+            if step % tc.checkpoint_every == 0 or step == total:
+                checkpoint.save(ckpt_dir, step, state, tc.keep_checkpoints)
+                last_saved = step
+            if tc.sample_every and step % tc.sample_every == 0 and parts.data.images is not None:
+                evaluation.write_training_grid(config, parts, state.params, workdir, step)
+    finally:
+        if bar is not None:
+            bar.close()
+        log.close()
+    info = {
+        "train_time_s": time.time() - t0,
+        "steps": total,
+        "resumed_from": restored_step,
+        "first_step_s_incl_compile": first_step_s,
+        "rollbacks": rollbacks,
+        "records": log.records,
+    }
+    return state, parts, info
+
+
+def _rollback(ckpt_dir: Path, template: TrainState, lr_factor: float, count: int) -> TrainState:
+    state, _ = checkpoint.restore_latest(ckpt_dir, template)
+    hyper = dict(state.opt_state.hyperparams)
+    hyper["learning_rate"] = hyper["learning_rate"] * lr_factor
+    opt_state = state.opt_state._replace(hyperparams=hyper)
+    return state.replace(opt_state=opt_state, rng=jax.random.fold_in(state.rng, 7919 + count))
+
+
+def _progress(total: int, start: int, enabled: bool):
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=start, desc="train", unit="step", dynamic_ncols=True, mininterval=1.0)
+
+
+def train_and_evaluate(config: config_dict.ConfigDict, workdir: str | os.PathLike) -> dict:
+    """Trains (or resumes), evaluates with fresh chains, writes the workdir contract.
+
+    Returns:
+      The summary written to ``summary.json``.
+    """
+    t0 = time.time()
+    state, parts, info = train(config, workdir)
+    workdir = Path(workdir)
+    summary = evaluation.evaluate_and_write(config, parts, state.params, workdir, info["records"])
+    summary.update({k: v for k, v in info.items() if k != "records"})
+    summary["wall_time_s"] = time.time() - t0
+    summary["data"] = parts.data.description
+    write_json(workdir / "summary.json", summary)
+    return summary
