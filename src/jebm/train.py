@@ -135,7 +135,7 @@ def make_train_step(config, parts: Parts):
         updates, opt_state = parts.tx.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         bank = chain_init.bank_write(state.bank, idx, x_neg) if persistent else state.bank
-        param_grad_norm = optax.global_norm(grads)
+        param_grad_norm = optax.tree.norm(grads)
         metrics = {
             "loss": loss,
             "energy_pos": jnp.mean(e_pos),

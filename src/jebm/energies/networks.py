@@ -13,6 +13,10 @@ Networks:
   * ``MLP``: the same design with free widths and activation.
   * ``LeNet``: LeNet-5 layout for 28x28x1 images.
   * ``CustomCNN``: the paper's Table 3 strided CNN for 28x28x1 images.
+
+``conv_as_matmul`` is a drop-in for ``lax.conv_general_dilated`` that computes
+a convolution as one matrix product (im2col); ``CustomCNN(conv_impl=...)``
+chooses between it and XLA's convolution.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from typing import Any, Callable, Optional, Sequence
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+from jax import lax
 
 Array = jax.Array
 Dtype = Any
@@ -35,6 +40,13 @@ DEFAULT_LEAKY_SLOPE = 0.05
 
 # Hidden widths of the paper's toy network, 2-32-64-64-64-1.
 TOY_HIDDEN = (32, 64, 64, 64)
+
+# How CustomCNN computes its convolutions: "xla" calls lax.conv_general_dilated,
+# "im2col" calls conv_as_matmul. Both compute the same function; see CustomCNN.
+CONV_IMPLS = ("im2col", "xla")
+
+# The only layout conv_as_matmul handles: Flax's NHWC images and HWIO kernels.
+_NHWC_SPECS = ("NHWC", "HWIO", "NHWC")
 
 
 def check_choice(field: str, value, valid) -> None:
@@ -105,6 +117,98 @@ def as_nhwc(x: Array) -> Array:
     if x.ndim == 4 and x.shape[-1] == 1:
         return x
     raise ValueError(f"expected images of shape (n, H, W) or (n, H, W, 1), got {x.shape}")
+
+
+def _is_unit(dilation) -> bool:
+    return dilation is None or all(d == 1 for d in dilation)
+
+
+def conv_as_matmul(
+    lhs: Array,
+    rhs: Array,
+    window_strides: Sequence[int],
+    padding,
+    lhs_dilation: Optional[Sequence[int]] = None,
+    rhs_dilation: Optional[Sequence[int]] = None,
+    dimension_numbers=None,
+    feature_group_count: int = 1,
+    precision=None,
+    preferred_element_type=None,
+) -> Array:
+    """A 2D convolution computed as one matrix product (im2col).
+
+    Drop-in for ``lax.conv_general_dilated`` (the hook ``nn.Conv`` offers as
+    its ``conv_general_dilated`` field) for the case Flax's ``nn.Conv`` uses:
+    NHWC inputs, HWIO kernels, explicit padding, no dilation, one group.
+
+    With ``x`` padded, output ``y[n, i, j, o]`` is
+    ``sum_{a, b, c} x[n, s_h i + a, s_w j + b, c] · w[a, b, c, o]``. Gathering,
+    for every output pixel, the ``k_h k_w C`` inputs it reads ("patches", in
+    the kernel's own ``(a, b, c)`` order, by ``k_h k_w`` strided slices) turns
+    the sum into ``patches @ w.reshape(k_h k_w C, O)``: the same products and
+    sums, in a different order, so results agree with XLA's convolution to
+    float32 rounding.
+
+    Why: on CPU, XLA's convolution of a small network runs well below its
+    matrix-product speed, and its input gradient (``∇ₓE``, all a sampler
+    needs) is an input-dilated convolution, slower still, notably inside
+    ``lax.scan`` (``benchmarks/README.md`` has the measurements). Here the
+    gradient is two matrix products and the transpose of the slices, a sum of
+    padded copies that XLA fuses into one loop.
+
+    Args:
+      lhs: inputs ``(n, H, W, C)``.
+      rhs: kernel ``(k_h, k_w, C, O)``.
+      window_strides: ``(s_h, s_w)``.
+      padding: ``((top, bottom), (left, right))``.
+      lhs_dilation: must be ``None`` or all ones.
+      rhs_dilation: must be ``None`` or all ones.
+      dimension_numbers: must describe NHWC / HWIO / NHWC.
+      feature_group_count: must be 1.
+      precision: passed to the matrix product.
+      preferred_element_type: passed to the matrix product.
+
+    Returns:
+      ``(n, H_out, W_out, O)`` with ``H_out = (H + top + bottom - k_h) // s_h + 1``
+      (likewise ``W_out``).
+
+    Raises:
+      ValueError: for any option outside the case above.
+    """
+    if lhs.ndim != 4 or rhs.ndim != 4:
+        raise ValueError(f"conv_as_matmul needs 4D NHWC inputs and HWIO kernels, got {lhs.shape}, {rhs.shape}")
+    if dimension_numbers != lax.conv_dimension_numbers(lhs.shape, rhs.shape, _NHWC_SPECS):
+        raise ValueError(f"conv_as_matmul needs dimension_numbers {_NHWC_SPECS}, got {dimension_numbers}")
+    if isinstance(padding, str) or not (_is_unit(lhs_dilation) and _is_unit(rhs_dilation)):
+        raise ValueError("conv_as_matmul needs explicit padding pairs and no dilation")
+    if feature_group_count != 1:
+        raise ValueError(f"conv_as_matmul needs feature_group_count=1, got {feature_group_count}")
+    k_h, k_w, channels, features = rhs.shape
+    s_h, s_w = window_strides
+    x = jnp.pad(lhs, ((0, 0), tuple(padding[0]), tuple(padding[1]), (0, 0)))
+    n, height, width, _ = x.shape
+    out_h = (height - k_h) // s_h + 1
+    out_w = (width - k_w) // s_w + 1
+    # Slice (a, b) holds input pixel (s_h i + a, s_w j + b) for every output
+    # pixel (i, j); concatenated in (a, b) order they match rhs's row order.
+    slices = [
+        lax.slice(
+            x,
+            (0, a, b, 0),
+            (n, a + s_h * (out_h - 1) + 1, b + s_w * (out_w - 1) + 1, channels),
+            (1, s_h, s_w, 1),
+        )
+        for a in range(k_h)
+        for b in range(k_w)
+    ]
+    patches = jnp.concatenate(slices, axis=-1).reshape(n * out_h * out_w, k_h * k_w * channels)
+    out = jnp.dot(
+        patches,
+        rhs.reshape(k_h * k_w * channels, features),
+        precision=precision,
+        preferred_element_type=preferred_element_type,
+    )
+    return out.reshape(n, out_h, out_w, features)
 
 
 class MLP(nn.Module):
@@ -225,6 +329,11 @@ class CustomCNN(nn.Module):
       out_init_std: see ``output_kernel_init``.
       dtype: computation dtype.
       param_dtype: parameter dtype.
+      conv_impl: how the convolutions are computed, one of ``CONV_IMPLS``:
+        ``"xla"`` (XLA's convolution) or ``"im2col"`` (``conv_as_matmul``).
+        Both compute the same function with the same parameters (names,
+        shapes, initial values), so parameters move freely between them;
+        only speed differs.
     """
 
     activation: str = "swish"
@@ -232,14 +341,18 @@ class CustomCNN(nn.Module):
     out_init_std: Optional[float] = None
     dtype: Optional[Dtype] = None
     param_dtype: Dtype = jnp.float32
+    conv_impl: str = "xla"
 
     @nn.compact
     def __call__(self, x: Array) -> Array:
         """Return ``f(x)`` of shape ``(n,)`` for images ``(n, 28, 28[, 1])``."""
+        check_choice("conv_impl", self.conv_impl, CONV_IMPLS)
         act = activation_fn(self.activation, self.leaky_slope)
         conv = functools.partial(
             nn.Conv, kernel_size=(3, 3), strides=(2, 2), padding=((1, 1), (1, 1)),
             dtype=self.dtype, param_dtype=self.param_dtype,
+            # None: nn.Conv's own default, lax.conv_general_dilated.
+            conv_general_dilated=conv_as_matmul if self.conv_impl == "im2col" else None,
         )
         dense = functools.partial(nn.Dense, dtype=self.dtype, param_dtype=self.param_dtype)
         h = as_nhwc(x)

@@ -1,0 +1,154 @@
+"""End-to-end training on the toy: the workdir contract, CLI, determinism, resume, guard."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import serialization
+
+from conftest import ROOT, load_config
+from jebm import checkpoint, train
+
+CONTRACT = [
+    "config.json", "metrics.jsonl", "samples.npy", "samples_long.npy", "energy_grid.npz", "summary.json",
+    "toy_fit.png", "toy_fit_long.png", "training_curves.png",
+]
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("smoke")
+    config = load_config("gmm_sghmc", "smoke,pcd")
+    summary = train.train_and_evaluate(config, workdir)
+    return config, workdir, summary
+
+
+def test_smoke_run_writes_the_workdir_contract(smoke_run):
+    config, workdir, summary = smoke_run
+    for name in CONTRACT:
+        assert (workdir / name).is_file(), name
+    assert any((workdir / "tensorboard").iterdir())
+    samples = np.load(workdir / "samples.npy")
+    assert samples.shape == (config.eval.num_samples, 2) and samples.dtype == np.float32
+    records = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [2, 4, 6]
+    for key in ("loss", "energy_pos", "energy_neg", "grad_norm", "learning_rate", "wall_time"):
+        assert all(np.isfinite(r[key]) for r in records), key
+    assert records[0]["learning_rate"] == pytest.approx(config.optimizer.learning_rate)
+    for key in ("ks", "ks_values", "ks_long", "b_star", "b_star_values", "kl", "mode_fractions", "wall_time_s"):
+        assert key in summary
+    assert len(summary["ks_values"]) == config.eval.ks_repeats
+    assert sum(summary["mode_fractions"]) == pytest.approx(1.0)
+    assert json.loads((workdir / "config.json").read_text())["sampler"]["name"] == "sghmc"
+    assert checkpoint.available_steps(workdir / "checkpoints") == [3, 6]
+
+
+def test_energy_grid_layout_is_energy_of_xs_j_ys_i(smoke_run):
+    config, workdir, _ = smoke_run
+    grid = np.load(workdir / "energy_grid.npz")
+    xs, ys, energy = grid["xs"], grid["ys"], grid["energy"]
+    assert energy.shape == (len(ys), len(xs)) == (config.eval.grid_size,) * 2
+    parts = train.build_parts(config)
+    state, _ = checkpoint.restore_latest(workdir / "checkpoints", train.create_train_state(config, parts))
+    i, j = 3, 17
+    e = parts.model.apply(state.params, jnp.asarray([[xs[j], ys[i]]], jnp.float32))
+    np.testing.assert_allclose(energy[i, j], float(e[0]), rtol=1e-5, atol=1e-6)
+
+
+def test_same_seed_same_results_bit_for_bit(tmp_path):
+    config = load_config("gmm_sgld", "smoke")
+    a = train.train_and_evaluate(config, tmp_path / "a")
+    b = train.train_and_evaluate(config, tmp_path / "b")
+    np.testing.assert_array_equal(np.load(tmp_path / "a/samples.npy"), np.load(tmp_path / "b/samples.npy"))
+    strip = lambda p: [{k: v for k, v in json.loads(l).items() if k != "wall_time"} for l in p.read_text().splitlines()]  # noqa: E731
+    assert strip(tmp_path / "a/metrics.jsonl") == strip(tmp_path / "b/metrics.jsonl")
+    assert a["ks_values"] == b["ks_values"] and a["kl"] == b["kl"]
+
+
+def _cli(workdir, *extra, config="configs/gmm_sgld.py:smoke"):
+    env = dict(os.environ, JEBM_COMPILATION_CACHE="")
+    return [sys.executable, "-m", "jebm.main", f"--config={config}", f"--workdir={workdir}", *extra], env
+
+
+def test_cli_overrides_and_presets(tmp_path):
+    cmd, env = _cli(tmp_path, "--config.sampler.step_size=0.005", "--config.training.max_steps=2",
+                    config="configs/gmm_sgld.py:smoke,quadratic")
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    saved = json.loads((tmp_path / "config.json").read_text())
+    assert saved["sampler"]["step_size"] == 0.005 and saved["energy"]["head"] == "quadratic"
+    assert (tmp_path / "summary.json").is_file()
+
+
+def test_kill_and_resume_is_bit_identical(tmp_path):
+    """A run SIGKILLed mid-way and re-run with the same --workdir ends where an uninterrupted run ends."""
+    extra = ["--config.training.max_steps=300", "--config.training.checkpoint_every=4",
+             "--config.training.log_every=10", "--config.eval.long_run_steps=5"]
+    full_dir, killed_dir = tmp_path / "full", tmp_path / "killed"
+    cmd, env = _cli(full_dir, *extra, config="configs/gmm_sghmc.py:smoke,pcd")
+    subprocess.run(cmd, cwd=ROOT, env=env, check=True, capture_output=True, timeout=600)
+
+    cmd, env = _cli(killed_dir, *extra, config="configs/gmm_sghmc.py:smoke,pcd")
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while time.time() < deadline and not any(s >= 40 for s in checkpoint.available_steps(killed_dir / "checkpoints")):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    killed_at = checkpoint.available_steps(killed_dir / "checkpoints")
+    assert killed_at and killed_at[-1] < 300, f"the run was not interrupted mid-way: {killed_at}"
+    subprocess.run(cmd, cwd=ROOT, env=env, check=True, capture_output=True, timeout=600)
+
+    read = lambda d: serialization.msgpack_restore((d / "checkpoints/ckpt_300.msgpack").read_bytes())  # noqa: E731
+    full, resumed = read(full_dir), read(killed_dir)
+    for a, b in zip(jax.tree_util.tree_leaves(full), jax.tree_util.tree_leaves(resumed)):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(np.load(full_dir / "samples.npy"), np.load(killed_dir / "samples.npy"))
+    losses = lambda d: [(r["step"], r["loss"]) for r in map(json.loads, (d / "metrics.jsonl").read_text().splitlines())]  # noqa: E731
+    assert losses(full_dir) == losses(killed_dir)
+
+
+def test_divergence_stops_with_message_and_keeps_last_good_checkpoint(tmp_path):
+    config = load_config("gmm_sgld", "smoke")
+    config.training.max_steps = 6
+    config.training.checkpoint_every = 2
+    # Pretend any |E| above 1e-9 is a blow-up: it triggers at the first step after the start.
+    config.guard.max_abs_energy = 1e-9
+    with pytest.raises(train.DivergenceError, match=r"diverged at step 1: \|energy\| reached .* > guard.max_abs_energy") as err:
+        train.train_and_evaluate(config, tmp_path)
+    assert "step_size" in str(err.value) and "learning_rate" in str(err.value) and "l2_energy" in str(err.value)
+
+
+def test_divergence_names_nan_and_keeps_checkpoint(tmp_path):
+    config = load_config("gmm_sgld", "smoke")
+    config.training.max_steps = 20
+    config.training.checkpoint_every = 1
+    train.train_and_evaluate(config, tmp_path)  # a good run: checkpoints up to step 20
+    before = (tmp_path / "checkpoints/ckpt_20.msgpack").read_bytes()
+    config.training.max_steps = 30
+    config.sampler.step_size = 1e30  # the chains overflow on the next step
+    with pytest.raises(train.DivergenceError, match=r"diverged at step 21: .*(inf|nan|NaN/Inf).*last good checkpoint \(step 20\)"):
+        train.train_and_evaluate(config, tmp_path)
+    assert (tmp_path / "checkpoints/ckpt_20.msgpack").read_bytes() == before
+
+
+def test_rollback_policy_is_bounded_and_logged(tmp_path):
+    config = load_config("gmm_sgld", "smoke")
+    config.training.max_steps = 4
+    config.training.checkpoint_every = 1
+    train.train_and_evaluate(config, tmp_path)  # checkpoints to step 4
+    config.training.max_steps = 8
+    config.guard.max_abs_energy = 1e-9
+    config.guard.on_divergence = "rollback"
+    config.guard.max_rollbacks = 2
+    with pytest.raises(train.DivergenceError, match="diverged at step 5"):
+        train.train_and_evaluate(config, tmp_path)
+    records = [json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [r["rollback"] for r in records if "rollback" in r] == [1, 2]
