@@ -1,0 +1,226 @@
+"""The table of bad inputs: configs, CLI arguments, data files, checkpoints and workdirs.
+
+Each case asserts the exact error type and the key words of its message: the
+field or file it names, the value given, and what is allowed.
+"""
+
+import errno
+import gzip
+import os
+import struct
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import ROOT, load_config
+from jebm import checkpoint, config_validation, train
+from jebm.data import mnist
+from jebm.data import toy
+
+ConfigError = config_validation.ConfigError
+
+
+def _set(config, dotted, value):
+    node = config
+    *parents, leaf = dotted.split(".")
+    for p in parents:
+        node = node[p]
+    with config.unlocked():
+        node[leaf] = value
+
+
+# (overrides, words that must appear in the message)
+CONFIG_CASES = [
+    ({"sampler.step_size": 0.0}, ["sampler.step_size=0.0", "must be > 0"]),
+    ({"sampler.step_size": -0.1}, ["sampler.step_size=-0.1", "must be > 0"]),
+    ({"sampler.num_steps": 0}, ["sampler.num_steps=0", ">= 1"]),
+    ({"training.batch_size": 0}, ["training.batch_size=0", ">= 1"]),
+    ({"sampler.friction": 0.0}, ["sampler.friction=0.0", "> 0"]),
+    ({"sampler.mass": -1.0}, ["sampler.mass=-1.0", "> 0"]),
+    ({"chain_init.reinit_fraction": 1.5}, ["chain_init.reinit_fraction=1.5", "<= 1"]),
+    ({"sampler.name": "hmc"}, ["sampler.name='hmc'", "['mala', 'sghmc', 'sgld']"]),
+    ({"energy.name": "resnet"}, ["energy.name='resnet'", "'custom_cnn'", "'toy_mlp'"]),
+    ({"energy.head": "cubic"}, ["energy.head='cubic'", "'quadratic'"]),
+    ({"optimizer.name": "rmsprop"}, ["optimizer.name='rmsprop'", "['adam', 'adamw', 'sgd']"]),
+    ({"dataset.name": "cifar"}, ["dataset.name='cifar'", "['gmm8', 'mnist', 'rings']"]),
+    ({"chain_init.name": "zeros"}, ["chain_init.name='zeros'", "['gaussian', 'uniform']"]),
+    ({"sampler.integrator": "leapfrog"}, ["sampler.integrator='leapfrog'", "'symplectic_euler'"]),
+    ({"loss.name": "nce"}, ["loss.name='nce'", "['cd']"]),
+    ({"eval.grid_size": 1}, ["eval.grid_size=1", ">= 2"]),
+    ({"eval.num_samples": 0}, ["eval.num_samples=0", ">= 2"]),
+    ({"chain_init.low": 2.0, "chain_init.high": -2.0}, ["chain_init.low=2.0", "must be < chain_init.high=-2.0"]),
+    ({"chain_init.persistent": True, "chain_init.bank_size": 10}, ["chain_init.bank_size=10", "number of chains"]),
+    ({"sampler.mass_convention": "kg"}, ["sampler.mass_convention='kg'", "['inverse_mass', 'mass']"]),
+    ({"guard.on_divergence": "ignore"}, ["guard.on_divergence='ignore'", "['rollback', 'stop']"]),
+    ({"energy.activation": "relu"}, ["energy.activation='relu'", "'swish'"]),
+    ({"dataset.scale": "zero_to_255"}, ["dataset.scale='zero_to_255'", "'minus_one_one'"]),
+    ({"energy.hidden": (32, 0)}, ["energy.hidden=(32, 0)", "positive integers"]),
+    ({"optimizer.learning_rate": 0.0}, ["optimizer.learning_rate=0.0", "> 0"]),
+    ({"dataset.source": "s3"}, ["dataset.source='s3'", "'npm'"]),
+    ({"sampler.temperature": 0.0}, ["sampler.temperature=0.0", "> 0"]),
+    ({"guard.lr_factor": 2.0}, ["guard.lr_factor=2.0", "<= 1"]),
+]
+
+
+@pytest.mark.parametrize("overrides,words", CONFIG_CASES, ids=[",".join(c[0]) for c in CONFIG_CASES])
+def test_bad_config_values(overrides, words):
+    config = load_config("gmm_sgld", "smoke")
+    for field, value in overrides.items():
+        _set(config, field, value)
+    with pytest.raises(ConfigError) as err:
+        config_validation.validate(config)
+    for w in words:
+        assert w in str(err.value), (w, str(err.value))
+
+
+def test_all_config_errors_reported_at_once():
+    config = load_config("gmm_sghmc", "smoke")
+    _set(config, "sampler.step_size", -1.0)
+    _set(config, "optimizer.name", "lbfgs")
+    with pytest.raises(ConfigError) as err:
+        config_validation.validate(config)
+    assert "sampler.step_size=-1.0" in str(err.value) and "optimizer.name='lbfgs'" in str(err.value)
+
+
+def test_every_shipped_config_and_preset_is_valid():
+    for name, presets in [("gmm_sgld", ["nopcd", "pcd", "quadratic", "smoke"]),
+                          ("gmm_sghmc", ["nopcd", "pcd", "quadratic", "inverse_mass", "explicit", "smoke"])]:
+        for preset in [None, *presets]:
+            config_validation.validate(load_config(name, preset))
+
+
+# ---------------------------------------------------------------- CLI arguments
+
+CLI_CASES = [
+    (["--config=configs/gmm_sgld.py:smoke", "--config.sampler.stepsize=0.1"], ["stepsize", 'Did you mean "step_size"']),
+    (["--config=configs/gmm_sgld.py:smok"], ["config preset 'smok' is not one of", "'smoke'"]),
+    (["--config=configs/gmm_sgld.py:smoke", "--config.sampler.step_size=abc"], ["--config.sampler.step_size=abc", "could not convert"]),
+    (["--config=configs/gmm_sgld.py:smoke", "--config.sampler.step_size=-1"], ["ConfigError", "sampler.step_size=-1.0", "must be > 0"]),
+    (["--config=configs/no_such.py"], ["no_such.py"]),
+]
+
+
+@pytest.mark.parametrize("args,words", CLI_CASES, ids=["unknown_key", "unknown_preset", "bad_type", "bad_value", "missing_file"])
+def test_bad_cli_arguments(tmp_path, args, words):
+    env = dict(os.environ, JEBM_COMPILATION_CACHE="")
+    proc = subprocess.run([sys.executable, "-m", "jebm.main", f"--workdir={tmp_path}/w", *args], cwd=ROOT,
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0
+    for w in words:
+        assert w in proc.stderr, (w, proc.stderr[-2000:])
+    assert not (tmp_path / "w" / "checkpoints").exists()  # nothing was trained
+
+
+def test_missing_workdir_flag():
+    proc = subprocess.run([sys.executable, "-m", "jebm.main", "--config=configs/gmm_sgld.py:smoke"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0 and "workdir" in proc.stderr
+
+
+# ---------------------------------------------------------------- data files
+
+
+def _idx(array, code=0x08):
+    return struct.pack(">BBBB", 0, 0, code, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape) + array.tobytes()
+
+
+DATA_CASES = [
+    ("truncated", lambda: _idx(np.zeros((4, 28, 28), np.uint8))[:-100], ["truncated"]),
+    ("bad_magic", lambda: b"\x12\x34" + _idx(np.zeros((2, 28, 28), np.uint8))[2:], ["magic"]),
+    ("bad_dtype", lambda: _idx(np.zeros((2, 28, 28), np.uint8), code=0x07), ["0x07"]),
+    ("trailing", lambda: _idx(np.zeros((2, 28, 28), np.uint8)) + b"xx", ["trailing"]),
+    ("corrupt_gzip", lambda: gzip.compress(_idx(np.zeros((2, 28, 28), np.uint8)))[:-12], ["gzip"]),
+]
+
+
+@pytest.mark.parametrize("name,make,words", DATA_CASES, ids=[c[0] for c in DATA_CASES])
+def test_bad_idx_files(tmp_path, name, make, words):
+    path = tmp_path / "train-images-idx3-ubyte"
+    path.write_bytes(make())
+    before = path.read_bytes()
+    with pytest.raises(mnist.MnistDataError) as err:
+        mnist.read_idx(path)
+    msg = str(err.value).lower()
+    assert str(path).lower() in msg
+    for w in words:
+        assert w.lower() in msg, (w, msg)
+    assert path.read_bytes() == before  # reading never damages the file
+
+
+def test_mismatched_image_and_label_counts(tmp_path):
+    images = np.zeros((5, 28, 28), np.uint8)
+    for prefix, n_labels in (("train", 4), ("t10k", 5)):
+        (tmp_path / f"{prefix}-images-idx3-ubyte").write_bytes(_idx(images))
+        (tmp_path / f"{prefix}-labels-idx1-ubyte").write_bytes(_idx(np.zeros(n_labels, np.uint8)))
+    with pytest.raises(mnist.MnistDataError) as err:
+        mnist.load_idx_dir(tmp_path)
+    assert "5" in str(err.value) and "4" in str(err.value)
+
+
+def test_unknown_toy_dataset_and_mnist_source():
+    with pytest.raises(ValueError, match=r"dataset.name='moons' is not one of \['gmm8', 'rings'\]"):
+        toy.make_toy_dataset("moons")
+    with pytest.raises(ValueError, match="data.source|dataset.source"):
+        mnist.load_mnist("s3")
+
+
+# ---------------------------------------------------------------- checkpoints and workdirs
+
+
+def _small_config(hidden=(8, 8)):
+    config = load_config("gmm_sgld", "smoke")
+    config.energy.name = "mlp"
+    config.energy.hidden = hidden
+    config.training.max_steps = 2
+    config.training.checkpoint_every = 1
+    return config
+
+
+def test_checkpoint_from_another_config(tmp_path):
+    train.train(_small_config((8, 8)), tmp_path)
+    with pytest.raises(checkpoint.CheckpointError) as err:
+        train.train(_small_config((16, 8)), tmp_path)
+    msg = str(err.value)
+    assert "does not match this config" in msg and "shape" in msg and "fresh --workdir" in msg
+
+
+def test_corrupted_checkpoint_file(tmp_path):
+    config = _small_config()
+    train.train(config, tmp_path)
+    latest = tmp_path / "checkpoints" / "ckpt_2.msgpack"
+    latest.write_bytes(latest.read_bytes()[: len(latest.read_bytes()) // 3])
+    with pytest.raises(checkpoint.CheckpointError, match=r"ckpt_2.msgpack is unreadable.*delete it"):
+        train.train(config, tmp_path)
+
+
+def test_full_disk_while_checkpointing_keeps_earlier_files(tmp_path, monkeypatch):
+    config = _small_config()
+    state, parts, _ = train.train(config, tmp_path)
+    ckpt_dir = tmp_path / "checkpoints"
+    before = {p.name: p.read_bytes() for p in ckpt_dir.iterdir()}
+
+    def no_space(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", no_space)
+    with pytest.raises(checkpoint.CheckpointError, match="No space left on device.*earlier checkpoints are intact"):
+        checkpoint.save(ckpt_dir, 99, state)
+    assert {p.name: p.read_bytes() for p in ckpt_dir.iterdir()} == before  # no temp file, nothing damaged
+
+
+def test_unwritable_workdir(tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a directory")
+    with pytest.raises(OSError, match=r"--workdir=.*a_file/run is not writable"):
+        train.train(_small_config(), blocker / "run")
+    assert blocker.read_text() == "not a directory"
+
+
+def test_batch_larger_than_dataset():
+    config = load_config("gmm_sgld", "smoke")
+    config.dataset.mode = "fixed"
+    config.dataset.num_points = 10
+    with pytest.raises(ValueError, match=r"training.batch_size=16 is larger than the dataset"):
+        train.build_parts(config)
