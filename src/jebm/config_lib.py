@@ -103,7 +103,8 @@ def base_config() -> config_dict.ConfigDict:
     c.guard.lr_factor = 0.5
 
     c.sharding = config_dict.ConfigDict()
-    c.sharding.enabled = False
+    c.sharding.enabled = False  # split chains and batches over all devices (jebm.sharding)
+    c.sharding.distributed = False  # call jax.distributed.initialize() first (multi-host)
     return c
 
 

@@ -29,6 +29,8 @@ def main(argv):
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
     config = flags.FLAGS.config
     config_validation.validate(config)
+    if config.sharding.distributed:
+        jax.distributed.initialize()
     logging.info("Config:\n%s", config)
     summary = train.train_and_evaluate(config, flags.FLAGS.workdir)
     logging.info("Done: %s", {k: v for k, v in summary.items() if isinstance(v, (int, float, str))})

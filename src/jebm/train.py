@@ -24,7 +24,7 @@ import optax
 from flax import struct
 from ml_collections import config_dict
 
-from jebm import checkpoint, evaluation, losses, optim
+from jebm import checkpoint, evaluation, losses, optim, sharding
 from jebm.data import pipeline
 from jebm.energies import make_energy
 from jebm.samplers import factory as sampler_factory
@@ -107,8 +107,11 @@ def create_train_state(config, parts: Parts) -> TrainState:
     )
 
 
-def make_train_step(config, parts: Parts):
-    """Returns the pure ``train_step(state, batch) -> (state, metrics)`` (not jitted)."""
+def make_train_step(config, parts: Parts, chain_sharding=None):
+    """Returns the pure ``train_step(state, batch) -> (state, metrics)`` (not jitted).
+
+    ``chain_sharding`` (a ``NamedSharding``) splits the chains over devices.
+    """
     scfg = config.sampler
     persistent = config.chain_init.persistent
     reinit = config.chain_init.reinit_fraction
@@ -121,6 +124,8 @@ def make_train_step(config, parts: Parts):
             x0, idx, _ = chain_init.bank_draw(k_init, state.bank, n, parts.noise_fn, reinit)
         else:
             x0 = parts.noise_fn(k_init, n)
+        if chain_sharding is not None:
+            x0 = jax.lax.with_sharding_constraint(x0, chain_sharding)
         algorithm = sampler_factory.make_sampler(scfg, lambda x: model.apply(state.params, x))
         sampler_state = algorithm.init(x0, k_momentum if scfg.momentum_init == "random" else None)
         sampler_state, summary = run_chain(k_chain, algorithm, sampler_state, scfg.num_steps, unroll=scfg.unroll)
@@ -247,8 +252,7 @@ def train(config, workdir: str | os.PathLike) -> tuple[TrainState, Parts, dict]:
     if config.training.max_steps:
         total = min(total, config.training.max_steps)
 
-    step_fn = jax.jit(make_train_step(config, parts), donate_argnums=(0,))
-    batch_fn = jax.jit(parts.data.batch)
+    step_fn, batch_fn, state = _compile_step(config, parts, state)
     log = MetricsLog(workdir, start)
     tc = config.training
     rollbacks = 0
@@ -305,6 +309,27 @@ def train(config, workdir: str | os.PathLike) -> tuple[TrainState, Parts, dict]:
         "records": log.records,
     }
     return state, parts, info
+
+
+def _compile_step(config, parts: Parts, state: TrainState):
+    """The jitted step and batch functions, sharded over devices if the config asks."""
+    if not config.sharding.enabled:
+        return (jax.jit(make_train_step(config, parts), donate_argnums=(0,)), jax.jit(parts.data.batch), state)
+    mesh = sharding.make_mesh()
+    sizes = {"training.batch_size": config.training.batch_size, "sampler.num_chains": parts.num_chains}
+    if state.bank is not None:
+        sizes["chain_init.bank_size"] = config.chain_init.bank_size
+    sharding.check_divisible(mesh, **sizes)
+    state_sh, batch_sh = sharding.state_shardings(state, mesh), sharding.batch_sharded(mesh)
+    step_fn = jax.jit(
+        make_train_step(config, parts, chain_sharding=batch_sh),
+        in_shardings=(state_sh, batch_sh),
+        out_shardings=(state_sh, sharding.replicated(mesh)),
+        donate_argnums=(0,),
+    )
+    batch_fn = jax.jit(parts.data.batch, out_shardings=batch_sh)
+    logging.info("Sharding chains and batches over %d devices", mesh.devices.size)
+    return step_fn, batch_fn, jax.device_put(state, state_sh)
 
 
 def _rollback(ckpt_dir: Path, template: TrainState, lr_factor: float, count: int) -> TrainState:
