@@ -152,3 +152,15 @@ def test_rollback_policy_is_bounded_and_logged(tmp_path):
         train.train_and_evaluate(config, tmp_path)
     records = [json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert [r["rollback"] for r in records if "rollback" in r] == [1, 2]
+
+
+def test_cosine_schedule_decays_the_logged_learning_rate(tmp_path):
+    config = load_config("gmm_sgld", "smoke")
+    config.optimizer.schedule = "cosine"
+    config.optimizer.final_lr_fraction = 0.1
+    state, parts, info = train.train(config, tmp_path)
+    lrs = [r["learning_rate"] for r in info["records"]]  # logged at steps 2, 4, 6 of 6
+    base = config.optimizer.learning_rate
+    # The rate used by update s (0-based) is base * (0.1 + 0.9 * (1 + cos(pi s / 6)) / 2).
+    expected = [base * (0.1 + 0.45 * (1 + np.cos(np.pi * s / 6))) for s in (1, 3, 5)]
+    np.testing.assert_allclose(lrs, expected, rtol=1e-5)

@@ -73,6 +73,8 @@ def base_config() -> config_dict.ConfigDict:
     c.optimizer.name = "sgd"  # sgd | adam | adamw
     c.optimizer.learning_rate = 0.01
     c.optimizer.weight_decay = 0.0
+    c.optimizer.schedule = "constant"  # constant | cosine (decays to final_lr_fraction)
+    c.optimizer.final_lr_fraction = 0.0
 
     c.training = config_dict.ConfigDict()
     c.training.batch_size = 100

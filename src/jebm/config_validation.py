@@ -135,6 +135,8 @@ def validate(config: config_dict.ConfigDict) -> None:
     c.choice("optimizer.name", optim.OPTIMIZERS)
     c.number("optimizer.learning_rate", gt=0)
     c.number("optimizer.weight_decay", ge=0)
+    c.choice("optimizer.schedule", optim.SCHEDULES)
+    c.number("optimizer.final_lr_fraction", ge=0, le=1)
     # training
     c.integer("training.batch_size", ge=1)
     c.integer("training.num_epochs", ge=1)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import jax.numpy as jnp
 import optax
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
+SCHEDULES = ("constant", "cosine")
 
 
 def make_optimizer(name: str, learning_rate: float, weight_decay: float = 0.0, **kwargs) -> optax.GradientTransformation:
@@ -32,3 +34,16 @@ def make_optimizer(name: str, learning_rate: float, weight_decay: float = 0.0, *
     if weight_decay:
         return optax.chain(optax.add_decayed_weights(weight_decay), base)
     return base
+
+
+def lr_multiplier(schedule: str, total_steps: int, final_fraction: float = 0.0):
+    """``multiplier(step)`` applied to the base learning rate.
+
+    ``constant``: 1. ``cosine``: from 1 at step 0 down to ``final_fraction``
+    at ``total_steps`` along a half cosine.
+    """
+    if schedule not in SCHEDULES:
+        raise ValueError(f"optimizer.schedule={schedule!r} is not one of {sorted(SCHEDULES)}")
+    if schedule == "constant":
+        return lambda step: jnp.ones((), jnp.float32)
+    return optax.cosine_decay_schedule(1.0, max(total_steps, 1), alpha=final_fraction)

@@ -65,6 +65,7 @@ class Parts:
     noise_fn: Callable[[jax.Array, int], jax.Array]
     loss_fn: Callable[[jax.Array, jax.Array], jax.Array]
     num_chains: int
+    lr_multiplier: Callable[[jax.Array], jax.Array]
 
 
 def build_parts(config: config_dict.ConfigDict) -> Parts:
@@ -80,14 +81,23 @@ def build_parts(config: config_dict.ConfigDict) -> Parts:
     model = make_energy(e.name, head=e.head, head_offset=e.head_offset, **energy_kwargs)
     o = config.optimizer
     optim.make_optimizer(o.name, o.learning_rate, o.weight_decay)  # validates the name early
-    tx = optax.inject_hyperparams(
-        lambda learning_rate: optim.make_optimizer(o.name, learning_rate, o.weight_decay)
-    )(learning_rate=o.learning_rate)
     data = pipeline.make_train_data(config.dataset, config.training.batch_size, config.seed)
+    total_steps = data.steps_per_epoch * config.training.num_epochs
+    if config.training.max_steps:
+        total_steps = min(total_steps, config.training.max_steps)
+    multiplier = optim.lr_multiplier(o.schedule, total_steps, o.final_lr_fraction)
+    # The base learning rate lives in the optimizer state (so a rollback can lower it);
+    # the schedule multiplies the update after it.
+    tx = optax.chain(
+        optax.inject_hyperparams(lambda learning_rate: optim.make_optimizer(o.name, learning_rate, o.weight_decay))(
+            learning_rate=o.learning_rate
+        ),
+        optax.scale_by_schedule(multiplier),
+    )
     noise_fn = sampler_factory.make_noise_init(config.chain_init, data.example_shape)
     loss_fn = losses.make_loss(config.loss.name, config.loss.l2_energy)
     num_chains = config.sampler.num_chains or config.training.batch_size
-    return Parts(model, tx, data, noise_fn, loss_fn, num_chains)
+    return Parts(model, tx, data, noise_fn, loss_fn, num_chains, multiplier)
 
 
 def create_train_state(config, parts: Parts) -> TrainState:
@@ -148,7 +158,7 @@ def make_train_step(config, parts: Parts, chain_sharding=None):
             "grad_norm": jnp.mean(summary.final.grad_norm),
             "grad_norm_run_mean": jnp.mean(summary.mean.grad_norm),
             "param_grad_norm": param_grad_norm,
-            "learning_rate": opt_state.hyperparams["learning_rate"],
+            "learning_rate": learning_rate(state.opt_state, parts),
             # Guard inputs: the largest magnitudes seen, NaN-propagating.
             "max_abs_energy": jnp.maximum(jnp.max(jnp.abs(e_pos)), jnp.max(jnp.abs(e_neg))),
             "chains_finite": jnp.all(jnp.isfinite(x_neg)),
@@ -157,6 +167,12 @@ def make_train_step(config, parts: Parts, chain_sharding=None):
         return new_state, metrics
 
     return train_step
+
+
+def learning_rate(opt_state, parts: Parts) -> jax.Array:
+    """The learning rate of the next update: the base rate times the schedule's multiplier."""
+    inject, schedule = opt_state
+    return inject.hyperparams["learning_rate"] * parts.lr_multiplier(schedule.count)
 
 
 def check_divergence(metrics: dict, step: int, guard) -> str | None:
@@ -278,7 +294,7 @@ def train(config, workdir: str | os.PathLike) -> tuple[TrainState, Parts, dict]:
                 step = int(state.step)
                 logging.warning("%s Rolled back to step %d (rollback %d/%d) with a new seed and learning rate %.3g.",
                                 problem, step, rollbacks, config.guard.max_rollbacks,
-                                float(state.opt_state.hyperparams["learning_rate"]))
+                                float(learning_rate(state.opt_state, parts)))
                 log.write({"step": step, "rollback": rollbacks, "reason": problem})
                 continue
             state = new_state
@@ -334,9 +350,10 @@ def _compile_step(config, parts: Parts, state: TrainState):
 
 def _rollback(ckpt_dir: Path, template: TrainState, lr_factor: float, count: int) -> TrainState:
     state, _ = checkpoint.restore_latest(ckpt_dir, template)
-    hyper = dict(state.opt_state.hyperparams)
+    inject, schedule = state.opt_state
+    hyper = dict(inject.hyperparams)
     hyper["learning_rate"] = hyper["learning_rate"] * lr_factor
-    opt_state = state.opt_state._replace(hyperparams=hyper)
+    opt_state = (inject._replace(hyperparams=hyper), schedule)
     return state.replace(opt_state=opt_state, rng=jax.random.fold_in(state.rng, 7919 + count))
 
 
