@@ -1,0 +1,26 @@
+"""The README's commands and library example stay true."""
+
+import re
+
+import numpy as np
+
+from conftest import ROOT
+
+README = (ROOT / "README.md").read_text()
+
+
+def test_readme_starts_with_the_two_setup_commands():
+    blocks = re.findall(r"```bash\n(.*?)\n```", README, re.S)
+    assert "pip install -e ." in blocks[0] and "python -m jebm.main --config=configs/gmm_sghmc.py" in blocks[0]
+    assert "pip install -e '.[test]'" in blocks[1] and "python -m pytest -q tests" in blocks[1]
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert blocks[1].strip() in ci  # CI runs exactly the README's test command
+
+
+def test_readme_library_example_runs():
+    code = re.findall(r"```python\n(.*?)\n```", README, re.S)[0]
+    namespace = {}
+    exec(compile(code, "README.md", "exec"), namespace)  # noqa: S102 - our own README
+    samples = np.asarray(namespace["state"].position)
+    assert samples.shape == (1000, 2)
+    np.testing.assert_allclose(samples.var(0), 1.0, atol=0.15)  # the example's energy is N(0, I)
