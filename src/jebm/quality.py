@@ -177,7 +177,8 @@ _ADAM = optax.scale_by_adam()
 
 def _architecture() -> str:
     """A string that changes whenever the classifier's architecture does."""
-    return f"Classifier(conv1={_MODEL.conv1}, conv2={_MODEL.conv2}, feature_dim={_MODEL.feature_dim})"
+    m = _MODEL
+    return f"Classifier(conv1={m.conv1}, conv2={m.conv2}, feature_dim={m.feature_dim})"
 
 
 def _init_variables(seed: int) -> dict:
@@ -234,7 +235,8 @@ def classifier_outputs(
         real = len(batch)
         if real < batch_size and n > batch_size:
             # Pad the last batch so every call uses the same compiled shape.
-            batch = np.concatenate([batch, np.zeros((batch_size - real, *_IMAGE_SHAPE), np.float32)])
+            pad = np.zeros((batch_size - real, *_IMAGE_SHAPE), np.float32)
+            batch = np.concatenate([batch, pad])
         f, p = _forward(classifier_params, jnp.asarray(batch))
         feats.append(np.asarray(f)[:real])
         probs.append(np.asarray(p)[:real])
@@ -249,7 +251,8 @@ def _hparams(**overrides: Any) -> dict:
     unknown = set(overrides) - set(DEFAULT_HPARAMS)
     if unknown:
         raise TypeError(
-            f"Unknown classifier hyperparameters {sorted(unknown)}; valid: {sorted(DEFAULT_HPARAMS)}."
+            f"Unknown classifier hyperparameters {sorted(unknown)}; "
+            f"valid: {sorted(DEFAULT_HPARAMS)}."
         )
     hp = {**DEFAULT_HPARAMS, **overrides}
     hp = {
@@ -327,7 +330,8 @@ def train_classifier(
             idx = order[b * batch : (b + 1) * batch]
             # Cosine decay to 0, computed in float64 and passed as a float32
             # scalar (a traced argument, so no recompilation per step).
-            lr = np.float32(0.5 * hp["learning_rate"] * (1.0 + math.cos(math.pi * step / num_steps)))
+            cosine = 0.5 * (1.0 + math.cos(math.pi * step / num_steps))
+            lr = np.float32(hp["learning_rate"] * cosine)
             params, opt_state, _ = _train_step(
                 params, opt_state, jnp.asarray(train_x[idx]), jnp.asarray(train_y[idx]), lr
             )
@@ -428,7 +432,11 @@ def _read_cache(params_path: pathlib.Path, meta_path: pathlib.Path, key: str, se
         meta = json.loads(meta_path.read_text())
     except (OSError, ValueError) as err:
         raise _BadCacheError(f"{meta_path}: unreadable metadata ({err})") from err
-    if not isinstance(meta, dict) or meta.get("key") != key or meta.get("format_version") != FORMAT_VERSION:
+    if (
+        not isinstance(meta, dict)
+        or meta.get("key") != key
+        or meta.get("format_version") != FORMAT_VERSION
+    ):
         raise _BadCacheError(f"{meta_path}: metadata does not match key {key}")
     try:
         blob = params_path.read_bytes()
@@ -451,6 +459,8 @@ def _read_cache(params_path: pathlib.Path, meta_path: pathlib.Path, key: str, se
         if leaf.shape != spec.shape or leaf.dtype != spec.dtype:
             raise _BadCacheError(f"{params_path}: a parameter has the wrong shape or dtype")
     accuracy = meta.get("test_accuracy")
+    if accuracy is None and meta.get("n_test") == 0:
+        accuracy = float("nan")  # Stored as null: JSON has no NaN.
     if not isinstance(accuracy, (int, float)):
         raise _BadCacheError(f"{meta_path}: no test accuracy")
     return restored, float(accuracy), meta
@@ -507,7 +517,9 @@ def load_or_train_classifier(
             logger.warning("Ignoring the cached MNIST classifier and retraining: %s", err)
             info["cache_problem"] = str(err)
         else:
-            info.update(cached=True, test_accuracy=accuracy, train_seconds=meta.get("train_seconds"))
+            info.update(
+                cached=True, test_accuracy=accuracy, train_seconds=meta.get("train_seconds")
+            )
             return params, accuracy, info
 
     start = time.perf_counter()
@@ -740,8 +752,9 @@ def class_histogram_entropy(probs: Any) -> tuple[float, np.ndarray]:
     """
     probs = _as_probs(probs)
     counts = np.bincount(probs.argmax(axis=1), minlength=probs.shape[1]).astype(np.int64)
+    # 0 log 0 = 0: empty classes are dropped.
     p = counts[counts > 0] / counts.sum()
-    # 0 log 0 = 0: empty classes are dropped above.
+    # "+ 0.0" turns the -0.0 of a single class into 0.0.
     return float(-(p * np.log(p)).sum()) + 0.0, counts
 
 
@@ -787,7 +800,9 @@ def to_unit_interval(images: Any, scale: str, name: str = "images") -> tuple[np.
     if images.ndim == 3:
         images = images[..., None]
     if images.ndim != 4 or images.shape[1:] != _IMAGE_SHAPE:
-        raise ValueError(f"{name} must have shape (n, 28, 28) or (n, 28, 28, 1), got {images.shape}.")
+        raise ValueError(
+            f"{name} must have shape (n, 28, 28) or (n, 28, 28, 1), got {images.shape}."
+        )
     if images.dtype == np.uint8:
         return images.astype(np.float32) / np.float32(255.0), 0
     x = images.astype(np.float64)
@@ -834,7 +849,9 @@ def sample_quality(
     x, n_nonfinite = to_unit_interval(samples, scale, "samples")
     r, _ = to_unit_interval(reference_images, scale, "reference_images")
     if len(x) < 2 or len(r) < 2:
-        raise ValueError(f"Need at least 2 samples and 2 reference images, got {len(x)} and {len(r)}.")
+        raise ValueError(
+            f"Need at least 2 samples and 2 reference images, got {len(x)} and {len(r)}."
+        )
     feat_x, probs_x = classifier_outputs(classifier_params, x)
     feat_r, _ = classifier_outputs(classifier_params, r)
     kid_mean, kid_std = kernel_distance(
