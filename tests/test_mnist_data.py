@@ -24,6 +24,7 @@ import threading
 import numpy as np
 import pytest
 
+from jebm import fileio
 from jebm.data import mnist
 
 # ---------------------------------------------------------------------------
@@ -461,7 +462,7 @@ def test_fetch_npm_missing_npm(tmp_path):
 def test_load_npm_split_is_stratified_and_deterministic(tmp_path):
     labels = np.repeat(np.arange(10, dtype=np.uint8), 50)
     images = np.arange(500 * 784, dtype=np.uint64).reshape(500, 28, 28).astype(np.uint8)
-    mnist._save_npz_atomic(tmp_path / mnist.NPM_CACHE_NAME, images=images, labels=labels)
+    fileio.save_npz(tmp_path / mnist.NPM_CACHE_NAME, compressed=True, images=images, labels=labels)
     first = mnist.load_npm_mnist(tmp_path, test_fraction=0.2, seed=0)
     again = mnist.load_npm_mnist(tmp_path, test_fraction=0.2, seed=0)
     np.testing.assert_array_equal(first.test_labels, again.test_labels)

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 from pathlib import Path
 
 import jax
 import numpy as np
 from flax import serialization
+
+from jebm import fileio
 
 _NAME = re.compile(r"^ckpt_(\d+)\.msgpack$")
 
@@ -49,24 +50,13 @@ def save(directory: str | os.PathLike, step: int, state, keep: int = 3) -> Path:
     directory = Path(directory)
     data = serialization.to_bytes(jax.device_get(state))
     target = directory / f"ckpt_{step}.msgpack"
-    tmp = None
     try:
-        directory.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".tmp_ckpt_", dir=directory)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-        tmp = None
+        fileio.write_bytes(target, data)
     except OSError as err:
         raise CheckpointError(
             f"could not write checkpoint {target}: {err.strerror or err}. "
             "The earlier checkpoints are intact; free disk space or choose a writable --workdir."
         ) from err
-    finally:
-        if tmp is not None and os.path.exists(tmp):
-            os.remove(tmp)
     for old in available_steps(directory)[:-keep]:
         (directory / f"ckpt_{old}.msgpack").unlink(missing_ok=True)
     return target

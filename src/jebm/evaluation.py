@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jebm import metrics, plots
+from jebm import fileio, metrics, plots
 from jebm.data import pipeline
 from jebm.samplers import factory as sampler_factory
 from jebm.samplers.chain import run_chain
@@ -91,9 +91,9 @@ def evaluate_toy(config, parts, params) -> tuple[dict, dict]:
 
 
 def write_toy_outputs(workdir: Path, summary: dict, arrays: dict, records) -> None:
-    _save_npy(workdir / "samples.npy", arrays["samples"].astype(np.float32))
-    _save_npy(workdir / "samples_long.npy", arrays["samples_long"].astype(np.float32))
-    _save_npz(workdir / "energy_grid.npz", xs=arrays["xs"], ys=arrays["ys"], energy=arrays["energy"])
+    fileio.save_npy(workdir / "samples.npy", arrays["samples"].astype(np.float32))
+    fileio.save_npy(workdir / "samples_long.npy", arrays["samples_long"].astype(np.float32))
+    fileio.save_npz(workdir / "energy_grid.npz", xs=arrays["xs"], ys=arrays["ys"], energy=arrays["energy"])
     title = f"KS {summary['ks']:.3f} (B* {summary['b_star']:.3f}), KL {summary['kl']:.3f}"
     plots.plot_toy_fit(workdir / "toy_fit.png", arrays["xs"], arrays["ys"], arrays["log_p"], arrays["energy"],
                        arrays["samples"], title=title)
@@ -109,7 +109,7 @@ def evaluate_images(config, parts, params, workdir: Path) -> dict:
     steps = ec.sampler_steps or config.sampler.num_steps
     samples = fresh_samples(config, parts, params, _eval_key(config), ec.num_samples, steps)
     images = samples[..., 0]
-    _save_npy(workdir / "samples.npy", images.astype(np.float32))
+    fileio.save_npy(workdir / "samples.npy", images.astype(np.float32))
     unit = np.clip(pipeline.to_unit_range(images, config.dataset.scale), 0.0, 1.0)
     plots.save_image_grid(workdir / "samples.png", unit[:100], nrow=10, scale=2)
     summary = {"n_samples": ec.num_samples, "sampler_steps": steps,
@@ -152,15 +152,3 @@ def evaluate_and_write(config, parts, params, workdir: Path, records) -> dict:
             plots.plot_training_curves(workdir / "training_curves.png", records)
     logging.info("Evaluation: %s", {k: v for k, v in summary.items() if not isinstance(v, list)})
     return summary
-
-
-def _save_npy(path: Path, array: np.ndarray) -> None:
-    tmp = path.with_name(path.name + ".tmp.npy")
-    np.save(tmp, array)
-    tmp.replace(path)
-
-
-def _save_npz(path: Path, **arrays) -> None:
-    tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez(tmp, **arrays)
-    tmp.replace(path)

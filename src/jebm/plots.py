@@ -15,8 +15,7 @@ from __future__ import annotations
 import math
 import os
 import sys
-import tempfile
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import matplotlib
 
@@ -29,6 +28,8 @@ import matplotlib.image  # noqa: E402  (must follow the backend choice)
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import scipy.special  # noqa: E402
+
+from jebm import fileio  # noqa: E402
 
 __all__ = [
     "image_grid",
@@ -50,41 +51,10 @@ _MARKER_SIZE = 2.0
 # ---------------------------------------------------------------------------
 
 
-def _atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> str:
-    """Runs ``write(tmp_path)`` then moves the temporary file onto ``path``.
-
-    The temporary file lives in the destination directory so ``os.replace``
-    is an atomic rename on the same filesystem. It is removed if ``write``
-    fails. Missing parent directories are created.
-
-    Args:
-      path: Destination file.
-      write: Writes a complete PNG to the path it is given.
-
-    Returns:
-      ``path`` as a string.
-    """
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        # mkstemp creates the file 0600; give the image ordinary permissions.
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-    return path
-
-
 def _save_figure(fig: matplotlib.figure.Figure, path: str | os.PathLike) -> str:
     """Saves ``fig`` as a PNG atomically and always closes it."""
     try:
-        return _atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=DPI))
+        return str(fileio.atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=DPI)))
     finally:
         plt.close(fig)
 
@@ -394,9 +364,9 @@ def save_image_grid(
     pixels = image_grid(images, nrow=nrow, pad=pad, value_range=value_range)
     if scale != 1:
         pixels = np.kron(pixels, np.ones((int(scale), int(scale))))
-    return _atomic_write(
-        path, lambda tmp: matplotlib.image.imsave(tmp, pixels, cmap="gray", vmin=0.0, vmax=1.0, format="png")
-    )
+    return str(fileio.atomic_write(
+        path, lambda f: matplotlib.image.imsave(f, pixels, cmap="gray", vmin=0.0, vmax=1.0, format="png")
+    ))
 
 
 def plot_grids_side_by_side(

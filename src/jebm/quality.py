@@ -36,14 +36,12 @@ and are not comparable with published numbers for other feature extractors.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
 import math
 import os
 import pathlib
-import tempfile
 import time
 import warnings
 from collections.abc import Mapping
@@ -57,6 +55,7 @@ import numpy as np
 import optax
 import scipy.linalg
 
+from jebm import fileio
 from jebm.data.mnist import VALID_SCALES, MnistData, preprocess
 
 __all__ = [
@@ -403,25 +402,6 @@ def _cache_key(data: MnistData, hp: dict, digest: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:20]
 
 
-def _write_atomic(path: pathlib.Path, payload: bytes) -> None:
-    """Writes bytes to a temporary file next to ``path``, then renames it."""
-    tmp_path = None
-    try:
-        with tempfile.NamedTemporaryFile(
-            dir=path.parent, prefix=f".{path.name}.", suffix=".part", delete=False
-        ) as tmp:
-            tmp_path = tmp.name
-            tmp.write(payload)
-            tmp.flush()
-            os.fsync(tmp.fileno())
-        os.replace(tmp_path, path)
-        tmp_path = None
-    finally:
-        if tmp_path is not None:
-            with contextlib.suppress(FileNotFoundError):
-                os.remove(tmp_path)
-
-
 class _BadCacheError(Exception):
     """A cached classifier exists but cannot be used."""
 
@@ -546,8 +526,8 @@ def load_or_train_classifier(
     }
     try:
         cache_dir.mkdir(parents=True, exist_ok=True)
-        _write_atomic(params_path, blob)
-        _write_atomic(meta_path, json.dumps(meta, indent=2, sort_keys=True).encode())
+        fileio.write_bytes(params_path, blob)
+        fileio.write_bytes(meta_path, json.dumps(meta, indent=2, sort_keys=True).encode())
     except OSError as err:
         # A read-only cache must not cost the trained classifier.
         logger.warning("Could not cache the MNIST classifier in %s: %s", cache_dir, err)

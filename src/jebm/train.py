@@ -24,7 +24,7 @@ import optax
 from flax import struct
 from ml_collections import config_dict
 
-from jebm import checkpoint, evaluation, losses, optim, sharding
+from jebm import checkpoint, evaluation, fileio, losses, optim, sharding
 from jebm.data import pipeline
 from jebm.energies import make_energy
 from jebm.samplers import factory as sampler_factory
@@ -218,9 +218,7 @@ class MetricsLog:
         self.tb = SummaryWriter(str(workdir / "tensorboard"), purge_step=resume_step + 1)
 
     def _rewrite(self):
-        tmp = self.path.with_suffix(".jsonl.tmp")
-        tmp.write_text("".join(json.dumps(r) + "\n" for r in self.records))
-        os.replace(tmp, self.path)
+        fileio.write_bytes(self.path, "".join(json.dumps(r) + "\n" for r in self.records).encode())
 
     def write(self, record: dict):
         self.records.append(record)
@@ -232,12 +230,6 @@ class MetricsLog:
 
     def close(self):
         self.tb.close()
-
-
-def write_json(path: Path, obj) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True))
-    os.replace(tmp, path)
 
 
 def _prepare_workdir(workdir: str) -> Path:
@@ -256,7 +248,7 @@ def train(config, workdir: str | os.PathLike) -> tuple[TrainState, Parts, dict]:
     """The training loop; returns the final state, the parts and run info."""
     workdir = _prepare_workdir(str(workdir))
     parts = build_parts(config)
-    write_json(workdir / "config.json", json.loads(config.to_json_best_effort()))
+    fileio.write_json(workdir / "config.json", json.loads(config.to_json_best_effort()))
     state = create_train_state(config, parts)
     ckpt_dir = checkpoint.checkpoint_dir(workdir)
     restored, restored_step = checkpoint.restore_latest(ckpt_dir, state)
@@ -378,5 +370,5 @@ def train_and_evaluate(config: config_dict.ConfigDict, workdir: str | os.PathLik
     summary.update({k: v for k, v in info.items() if k != "records"})
     summary["wall_time_s"] = time.time() - t0
     summary["data"] = parts.data.description
-    write_json(workdir / "summary.json", summary)
+    fileio.write_json(workdir / "summary.json", summary)
     return summary

