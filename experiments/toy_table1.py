@@ -58,11 +58,15 @@ def main():
     previous = {}
     if out_json.exists():  # rows already run are kept, so the table can be built in pieces
         previous = {r["key"]: r for r in __import__("json").loads(out_json.read_text())["rows"]}
-    rows = []
-    for key, label, spec, paper_ks, paper_kl in ROWS:
+    unknown = sorted(set(wanted) - {r[0] for r in ROWS})
+    if unknown:
+        raise SystemExit(f"unknown rows {unknown}; valid: {[r[0] for r in ROWS]}")
+    rows = {}
+    for key in [r[0] for r in ROWS if r[0] not in wanted] + wanted:  # rows run in the order given
+        key, label, spec, paper_ks, paper_kl = next(r for r in ROWS if r[0] == key)
         if key not in wanted:
             if key in previous:
-                rows.append(previous[key])
+                rows[key] = previous[key]
             continue
         print(f"== {label}: {spec}, seeds {seeds}", flush=True)
         results, info, seconds = run_row(spec, seeds, args.max_steps)
@@ -74,14 +78,19 @@ def main():
             "b_star": [s["b_star"] for s in summaries], "kl": [s["kl"] for s in summaries],
             "paper_ks": paper_ks, "paper_kl": paper_kl,
         }
-        rows.append(row)
+        rows[key] = row
         print(f"   KS {_common.fmt(*_common.mean_std(row['ks']))}  KL {_common.fmt(*_common.mean_std(row['kl']))}"
               f"  ({seconds:.0f} s)", flush=True)
         first = results[0][1]
         plots.plot_toy_fit(_common.RESULTS / f"toy_table1_{key}_seed0.png", first["xs"], first["ys"], first["log_p"],
                            first["energy"], first["samples"], title=f"{label}, seed 0")
-        _common.write_json(out_json, {"environment": _common.environment(), "rows": rows})
-    write_markdown(_common.Path(args.out + ".md"), rows, " ".join(sys.argv[1:]))
+        _common.write_json(out_json, {"environment": _common.environment(), "rows": ordered(rows)})
+    write_markdown(_common.Path(args.out + ".md"), ordered(rows), " ".join(sys.argv[1:]))
+
+
+def ordered(rows: dict) -> list:
+    """The rows in the paper's order."""
+    return [rows[r[0]] for r in ROWS if r[0] in rows]
 
 
 def write_markdown(path, rows, argv: str):
