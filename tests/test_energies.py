@@ -330,3 +330,17 @@ def test_energy_fn_and_features_fn_follow_the_sampler_contract():
     u = jax.jit(features_fn(model, params))(x)
     assert energies.shape == u.shape == (6,)
     np.testing.assert_allclose(energies, 0.5 * u**2, rtol=1e-6)
+
+
+def test_torch_init_matches_pytorch_linear_defaults():
+    """init="torch": kernels and biases U(±1/√fan_in), as torch.nn.Linear initialises them."""
+    model = make_energy("mlp", hidden=(256, 256), init="torch")
+    params = model.init(jax.random.key(0), jnp.zeros((1, 2)))["params"]["backbone"]
+    second = params["Dense_1"]
+    bound = 1 / np.sqrt(256)
+    for leaf in (second["kernel"], second["bias"]):
+        assert float(jnp.max(jnp.abs(leaf))) <= bound
+    np.testing.assert_allclose(float(jnp.var(second["kernel"])), bound**2 / 3, rtol=0.05)
+    default = make_energy("mlp", hidden=(256, 256)).init(jax.random.key(0), jnp.zeros((1, 2)))
+    np.testing.assert_allclose(float(jnp.var(default["params"]["backbone"]["Dense_1"]["kernel"])), 1 / 256, rtol=0.05)
+    assert float(jnp.abs(default["params"]["backbone"]["Dense_1"]["bias"]).max()) == 0.0

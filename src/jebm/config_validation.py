@@ -13,7 +13,7 @@ from ml_collections import config_dict
 from jebm import losses, optim
 from jebm.data import mnist, pipeline
 from jebm.energies.heads import HEADS
-from jebm.energies.networks import ACTIVATIONS
+from jebm.energies.networks import ACTIVATIONS, DENSE_INITS
 from jebm.energies.factory import NETWORKS
 from jebm.samplers import factory as sampler_factory
 from jebm.samplers.sghmc import INTEGRATORS
@@ -106,6 +106,11 @@ def validate(config: config_dict.ConfigDict) -> None:
     if hidden is not None and (not hidden or not all(_is_int(h) and h > 0 for h in hidden)):
         c.errors.append(f"energy.hidden={hidden!r} must be a non-empty tuple of positive integers")
     c.number("energy.out_init_std", gt=0, allow_none=True)
+    init = c.get("energy.init")
+    if init not in ("", *DENSE_INITS):
+        c.errors.append(f"energy.init={init!r} is not one of {sorted(('',) + DENSE_INITS)} ('' = Flax's default)")
+    elif init and c.get("energy.name") not in ("mlp", "toy_mlp"):
+        c.errors.append(f"energy.init={init!r} applies to energy.name in ['mlp', 'toy_mlp'], not {c.get('energy.name')!r}")
     # sampler
     c.choice("sampler.name", sampler_factory.SAMPLERS)
     c.number("sampler.step_size", gt=0)

@@ -78,6 +78,8 @@ def build_parts(config: config_dict.ConfigDict) -> Parts:
         energy_kwargs["hidden"] = tuple(e.hidden)
     if e.out_init_std is not None:
         energy_kwargs["out_init_std"] = e.out_init_std
+    if e.init:
+        energy_kwargs["init"] = e.init
     model = make_energy(e.name, head=e.head, head_offset=e.head_offset, **energy_kwargs)
     o = config.optimizer
     optim.make_optimizer(o.name, o.learning_rate, o.weight_decay)  # validates the name early
