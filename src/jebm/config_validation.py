@@ -106,6 +106,11 @@ def validate(config: config_dict.ConfigDict) -> None:
     if hidden is not None and (not hidden or not all(_is_int(h) and h > 0 for h in hidden)):
         c.errors.append(f"energy.hidden={hidden!r} must be a non-empty tuple of positive integers")
     c.number("energy.out_init_std", gt=0, allow_none=True)
+    conv = c.get("energy.conv_impl")
+    if conv not in ("", "xla", "im2col"):
+        c.errors.append(f"energy.conv_impl={conv!r} is not one of ['', 'im2col', 'xla'] ('' = xla)")
+    elif conv and c.get("energy.name") != "custom_cnn":
+        c.errors.append(f"energy.conv_impl={conv!r} applies to energy.name='custom_cnn', not {c.get('energy.name')!r}")
     init = c.get("energy.init")
     if init not in ("", *DENSE_INITS):
         c.errors.append(f"energy.init={init!r} is not one of {sorted(('',) + DENSE_INITS)} ('' = Flax's default)")

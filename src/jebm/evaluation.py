@@ -14,12 +14,14 @@ fractions.
 from __future__ import annotations
 
 import functools
+import json
 import logging
 from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from ml_collections import config_dict
 
 from jebm import fileio, metrics, plots
 from jebm.data import pipeline
@@ -29,17 +31,25 @@ from jebm.samplers.chain import run_chain
 
 def fresh_samples(config, parts, params, rng_key, num_samples: int, num_steps: int) -> np.ndarray:
     """``num_samples`` model samples from fresh noise chains after ``num_steps`` steps."""
-    k_init, k_mom, k_run = jax.random.split(rng_key, 3)
-    scfg = config.sampler
+    sample = _sampler_program(parts, config.sampler.to_json(), num_samples, num_steps)
+    return np.asarray(sample(params, rng_key))
 
-    @functools.partial(jax.jit, static_argnums=(1,))
-    def sample(params, n):
+
+@functools.lru_cache(maxsize=16)
+def _sampler_program(parts, sampler_json: str, n: int, num_steps: int):
+    """One compiled sampling program per (parts, sampler settings, n, L): the key is an argument,
+    so the sample grids written during training do not recompile."""
+    scfg = config_dict.ConfigDict(json.loads(sampler_json))
+
+    @jax.jit
+    def sample(params, rng_key):
+        k_init, k_mom, k_run = jax.random.split(rng_key, 3)
         algorithm = sampler_factory.make_sampler(scfg, lambda x: parts.model.apply(params, x))
         state = algorithm.init(parts.noise_fn(k_init, n), k_mom if scfg.momentum_init == "random" else None)
         state, _ = run_chain(k_run, algorithm, state, num_steps, unroll=scfg.unroll)
         return state.position
 
-    return np.asarray(sample(params, num_samples))
+    return sample
 
 
 def _eval_key(config) -> jax.Array:

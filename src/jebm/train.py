@@ -80,6 +80,8 @@ def build_parts(config: config_dict.ConfigDict) -> Parts:
         energy_kwargs["out_init_std"] = e.out_init_std
     if e.init:
         energy_kwargs["init"] = e.init
+    if e.conv_impl:
+        energy_kwargs["conv_impl"] = e.conv_impl
     model = make_energy(e.name, head=e.head, head_offset=e.head_offset, **energy_kwargs)
     o = config.optimizer
     optim.make_optimizer(o.name, o.learning_rate, o.weight_decay)  # validates the name early
@@ -106,7 +108,7 @@ def create_train_state(config, parts: Parts) -> TrainState:
     """Fresh parameters, optimizer state, persistent bank and PRNG key."""
     rng = jax.random.PRNGKey(config.seed)
     init_key, bank_key = jax.random.split(jax.random.fold_in(rng, 0x1717))
-    params = parts.model.init(init_key, jnp.zeros((1, *parts.data.example_shape), jnp.float32))
+    params = jax.jit(parts.model.init)(init_key, jnp.zeros((1, *parts.data.example_shape), jnp.float32))
     bank = None
     if config.chain_init.persistent:
         bank = chain_init.bank_init(bank_key, parts.noise_fn, config.chain_init.bank_size)

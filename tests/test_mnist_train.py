@@ -1,0 +1,252 @@
+"""MNIST training end to end on a tiny fake IDX directory, and the pinned Table 3/4 recipe.
+
+No network and no npm: every run reads four small IDX files written into a temporary
+directory (``dataset.source="idx"``), and the quality classifier is trained on them
+and cached under a temporary ``$JEBM_DATA_DIR``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from conftest import load_config
+from jebm import checkpoint, config_validation, train
+from jebm.data import mnist
+
+N_TRAIN, N_TEST = 48, 40
+
+
+def idx_bytes(array: np.ndarray) -> bytes:
+    """A uint8 array as an IDX file (type code 0x08, big-endian dimension sizes)."""
+    array = np.asarray(array, np.uint8)
+    return bytes([0, 0, 0x08, array.ndim]) + np.asarray(array.shape, ">u4").tobytes() + array.tobytes()
+
+
+def write_fake_mnist(directory) -> None:
+    """Blob "digits": a bright square whose position depends on the label, plus noise."""
+    rng = np.random.default_rng(0)
+    for images_name, labels_name, n in ((mnist.TRAIN_IMAGES, mnist.TRAIN_LABELS, N_TRAIN),
+                                        (mnist.TEST_IMAGES, mnist.TEST_LABELS, N_TEST)):
+        labels = (np.arange(n) % 10).astype(np.uint8)
+        images = rng.integers(0, 40, size=(n, 28, 28)).astype(np.uint8)
+        for i, k in enumerate(labels):
+            r, c = 2 + 5 * (k // 5) * 2, 2 + 5 * (k % 5)
+            images[i, r : r + 8, c : c + 6] = 230
+        (directory / images_name).write_bytes(idx_bytes(images))
+        (directory / labels_name).write_bytes(idx_bytes(labels))
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("fake_mnist")
+    write_fake_mnist(directory)
+    return directory
+
+
+@pytest.fixture(scope="module")
+def isolated_cache(tmp_path_factory):
+    """Points $JEBM_DATA_DIR (quality.default_cache_dir's root) at a temporary folder."""
+    with pytest.MonkeyPatch.context() as mp:
+        root = tmp_path_factory.mktemp("jebm_data")
+        mp.setenv("JEBM_DATA_DIR", str(root))
+        yield root
+
+
+def smoke_config(name, presets, data_dir):
+    config = load_config(name, presets)
+    config.dataset.source = "idx"
+    config.dataset.data_dir = str(data_dir)
+    config_validation.validate(config)
+    return config
+
+
+@pytest.fixture(scope="module")
+def default_run(tmp_path_factory, data_dir, isolated_cache):
+    workdir = tmp_path_factory.mktemp("mnist_sgld_smoke")
+    config = smoke_config("mnist_sgld", "smoke", data_dir)
+    summary = train.train_and_evaluate(config, workdir)
+    return config, workdir, summary
+
+
+def test_smoke_run_writes_the_mnist_workdir_contract(default_run, isolated_cache):
+    config, workdir, _ = default_run
+    for name in ("config.json", "metrics.jsonl", "samples.npy", "samples.png", "summary.json",
+                 "training_curves.png"):
+        assert (workdir / name).is_file(), name
+    assert config.energy.head == "quadratic" and not config.chain_init.persistent
+
+    samples = np.load(workdir / "samples.npy")
+    assert samples.shape == (config.eval.num_samples, 28, 28) and samples.dtype == np.float32
+    assert np.all(np.isfinite(samples))
+    # The data's scale is [-1, 1] and the chains start from U(-1, 1); five small
+    # SGLD steps cannot carry them far outside it.
+    assert samples.min() >= -1.5 and samples.max() <= 1.5 and samples.min() < 0.0
+
+    grids = sorted(p.name for p in (workdir / "grids").iterdir())
+    assert grids == ["samples_step0000003.png"]  # written mid-training (4 steps in all)
+
+    records = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [2, 4]
+    assert all(math.isfinite(r["loss"]) and math.isfinite(r["grad_norm"]) for r in records)
+    assert checkpoint.available_steps(workdir / "checkpoints") == [3, 4]
+
+    on_disk = json.loads((workdir / "summary.json").read_text())
+    assert on_disk["n_samples"] == config.eval.num_samples
+    assert on_disk["sampler_steps"] == config.sampler.num_steps  # eval.sampler_steps None = L
+    assert on_disk["samples_finite"] is True
+    assert "32 training images" in on_disk["data"] and str(config.dataset.data_dir) in on_disk["data"]
+    q = on_disk["quality"]
+    assert q["n_samples"] == config.eval.num_samples and q["n_reference"] == config.eval.quality_reference
+    for key in ("fid", "kid_mean", "class_entropy", "mean_confidence", "classifier_test_accuracy"):
+        assert math.isfinite(q[key]), key
+    assert sum(q["class_histogram"]) == config.eval.num_samples
+    # The classifier was cached under the temporary $JEBM_DATA_DIR, not ~/.cache.
+    assert list((isolated_cache / "classifier").glob("classifier-*.msgpack"))
+
+
+def test_checkpoint_restores_into_a_fresh_train_state(default_run):
+    """What experiments/mnist_long_run.py does: restore the final params and sample."""
+    config, workdir, _ = default_run
+    parts = train.build_parts(config)
+    state, step = checkpoint.restore_latest(workdir / "checkpoints", train.create_train_state(config, parts))
+    assert step == 4 and int(state.step) == 4
+    energy = parts.model.apply(state.params, jnp.zeros((2, 28, 28, 1), jnp.float32))
+    assert energy.shape == (2,) and bool(jnp.all(jnp.isfinite(energy)))
+
+
+@pytest.mark.parametrize("name, presets", [
+    ("mnist_sgld", "smoke,pcd"),
+    ("mnist_sgld", "smoke,vanilla"),
+    ("mnist_sghmc", "smoke"),
+])
+def test_other_presets_train(tmp_path, data_dir, isolated_cache, name, presets):
+    config = smoke_config(name, presets, data_dir)
+    # The default run covers the score and the grids; these cover training.
+    config.eval.quality = False
+    config.training.sample_every = 0
+    summary = train.train_and_evaluate(config, tmp_path)
+    samples = np.load(tmp_path / "samples.npy")
+    assert samples.shape == (config.eval.num_samples, 28, 28) and np.all(np.isfinite(samples))
+    assert summary["steps"] == config.training.max_steps == 4
+    if "pcd" in presets or "vanilla" in presets:
+        assert config.energy.head == "linear"
+    if "pcd" in presets:
+        assert config.chain_init.persistent
+        state, _ = checkpoint.restore_latest(tmp_path / "checkpoints", train.create_train_state(config, train.build_parts(config)))
+        assert state.bank is not None
+    if name == "mnist_sghmc":
+        assert json.loads((tmp_path / "config.json").read_text())["sampler"]["name"] == "sghmc"
+
+
+TABLE_4 = {
+    "energy.name": "custom_cnn",
+    "optimizer.name": "adam",
+    "optimizer.learning_rate": 1e-4,
+    "optimizer.weight_decay": 1e-4,
+    "training.batch_size": 64,
+    "training.num_epochs": 10,
+    "training.max_steps": 0,
+    "sampler.num_steps": 1000,
+    "dataset.name": "mnist",
+    "dataset.scale": "minus_one_one",
+    "chain_init.name": "uniform",
+    "chain_init.low": -1.0,
+    "chain_init.high": 1.0,
+    "chain_init.persistent": False,
+    "energy.head": "quadratic",
+    "eval.quality": True,
+    "eval.num_samples": 1000,
+    "eval.quality_reference": 1000,
+}
+
+
+def _get(config, field):
+    for part in field.split("."):
+        config = config[part]
+    return config
+
+
+@pytest.mark.parametrize("name", ["mnist_sgld", "mnist_sghmc"])
+def test_default_is_table_4(name):
+    config = load_config(name)
+    for field, value in TABLE_4.items():
+        assert _get(config, field) == value, field
+    assert config.eval.sampler_steps in (None, config.sampler.num_steps)
+    assert config.training.sample_every > 0
+    config_validation.validate(config)
+    if name == "mnist_sgld":
+        assert config.sampler.name == "sgld" and config.sampler.step_size == 5e-6
+    else:
+        s = config.sampler
+        assert s.name == "sghmc" and s.mass_convention == "mass"
+        assert s.step_size / s.friction == pytest.approx(5e-6)  # overdamped limit = Table 4's η
+        assert s.mass / (s.step_size * s.friction) == pytest.approx(10.0)
+
+
+def test_custom_cnn_is_table_3():
+    config = load_config("mnist_sgld")
+    parts = train.build_parts(_no_data(config))
+    x = jnp.zeros((2, 28, 28, 1), jnp.float32)
+    # Shapes only (eval_shape traces without computing), which keeps the test fast.
+    params = jax.eval_shape(lambda: parts.model.init(jax.random.PRNGKey(0), x))
+    _, inter = jax.eval_shape(lambda p: parts.model.apply(p, x, capture_intermediates=True), params)
+    # Paths look like "/backbone/conv1/__call__/0".
+    outputs = {k.split("/")[-3]: leaf.shape for k, leaf in _flatten(inter["intermediates"])
+               if k.startswith("/backbone/") and k.endswith("__call__/0")}
+    assert outputs["conv1"] == (2, 16, 16, 16)
+    assert outputs["conv2"] == (2, 8, 8, 32)
+    assert outputs["conv3"] == (2, 4, 4, 64)
+    assert outputs["conv4"] == (2, 2, 2, 64)
+    assert outputs["fc1"] == (2, 64)
+    assert outputs["fc2"] == (2, 1)
+    kernels = {k.split("/")[-2]: v.shape for k, v in _flatten(params["params"]) if k.endswith("kernel")}
+    assert kernels == {"conv1": (5, 5, 1, 16), "conv2": (3, 3, 16, 32), "conv3": (3, 3, 32, 64),
+                       "conv4": (3, 3, 64, 64), "fc1": (256, 64), "fc2": (64, 1)}
+
+
+def _no_data(config):
+    """The model needs no data; a toy dataset keeps build_parts from loading MNIST."""
+    config = config.copy_and_resolve_references()
+    config.dataset.name = "gmm8"
+    return config
+
+
+def _flatten(tree, prefix=""):
+    if isinstance(tree, dict) or hasattr(tree, "items"):
+        for key, value in tree.items():
+            yield from _flatten(value, f"{prefix}/{key}")
+    elif isinstance(tree, tuple):
+        for i, value in enumerate(tree):
+            yield from _flatten(value, f"{prefix}/{i}")
+    else:
+        yield prefix, tree
+
+
+@pytest.mark.parametrize("name", ["mnist_sgld", "mnist_sghmc"])
+@pytest.mark.parametrize("presets", ["vanilla", "pcd", "quadratic", "cpu", "smoke", "cpu,vanilla", "cpu,pcd"])
+def test_presets(name, presets):
+    config = load_config(name, presets)
+    config_validation.validate(config)
+    names = presets.split(",")
+    if "vanilla" in names or "pcd" in names:
+        assert config.energy.head == "linear"
+    else:
+        assert config.energy.head == "quadratic"
+    assert config.chain_init.persistent == ("pcd" in names)
+    if "pcd" in names:
+        assert config.chain_init.bank_size >= config.training.batch_size
+    if "smoke" in names:
+        assert 0 < config.dataset.max_train_images <= 64
+        assert config.eval.num_samples <= 64 and config.eval.quality_reference <= 64
+        assert config.training.max_steps <= 10 and config.sampler.num_steps <= 10
+    if "cpu" in names:
+        s = config.sampler
+        assert config.training.max_steps > 0 and s.num_steps <= 100
+        langevin_step = s.step_size if s.name == "sgld" else s.step_size / s.friction
+        assert 0.01 <= math.sqrt(2 * langevin_step) <= 0.021  # noise sd in [-1, 1] pixels
