@@ -61,7 +61,7 @@ CONFIG_CASES = [
     ({"dataset.source": "s3"}, ["dataset.source='s3'", "'npm'"]),
     ({"sampler.temperature": 0.0}, ["sampler.temperature=0.0", "> 0"]),
     ({"guard.lr_factor": 2.0}, ["guard.lr_factor=2.0", "<= 1"]),
-    ({"energy.init": "xavier"}, ["energy.init='xavier'", "'torch'"]),
+    ({"energy.param_init": "xavier"}, ["energy.param_init='xavier'", "'torch'"]),
 ]
 
 

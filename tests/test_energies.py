@@ -333,8 +333,8 @@ def test_energy_fn_and_features_fn_follow_the_sampler_contract():
 
 
 def test_torch_init_matches_pytorch_linear_defaults():
-    """init="torch": kernels and biases U(±1/√fan_in), as torch.nn.Linear initialises them."""
-    model = make_energy("mlp", hidden=(256, 256), init="torch")
+    """param_init="torch": kernels and biases U(±1/√fan_in), as torch.nn.Linear initialises them."""
+    model = make_energy("mlp", hidden=(256, 256), param_init="torch")
     params = model.init(jax.random.key(0), jnp.zeros((1, 2)))["params"]["backbone"]
     second = params["Dense_1"]
     bound = 1 / np.sqrt(256)

@@ -111,11 +111,11 @@ def validate(config: config_dict.ConfigDict) -> None:
         c.errors.append(f"energy.conv_impl={conv!r} is not one of ['', 'im2col', 'xla'] ('' = xla)")
     elif conv and c.get("energy.name") != "custom_cnn":
         c.errors.append(f"energy.conv_impl={conv!r} applies to energy.name='custom_cnn', not {c.get('energy.name')!r}")
-    init = c.get("energy.init")
+    init = c.get("energy.param_init")
     if init not in ("", *DENSE_INITS):
-        c.errors.append(f"energy.init={init!r} is not one of {sorted(('',) + DENSE_INITS)} ('' = Flax's default)")
+        c.errors.append(f"energy.param_init={init!r} is not one of {sorted(('',) + DENSE_INITS)} ('' = Flax's default)")
     elif init and c.get("energy.name") not in ("mlp", "toy_mlp"):
-        c.errors.append(f"energy.init={init!r} applies to energy.name in ['mlp', 'toy_mlp'], not {c.get('energy.name')!r}")
+        c.errors.append(f"energy.param_init={init!r} applies to energy.name in ['mlp', 'toy_mlp'], not {c.get('energy.name')!r}")
     # sampler
     c.choice("sampler.name", sampler_factory.SAMPLERS)
     c.number("sampler.step_size", gt=0)

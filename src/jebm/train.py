@@ -78,8 +78,8 @@ def build_parts(config: config_dict.ConfigDict) -> Parts:
         energy_kwargs["hidden"] = tuple(e.hidden)
     if e.out_init_std is not None:
         energy_kwargs["out_init_std"] = e.out_init_std
-    if e.init:
-        energy_kwargs["init"] = e.init
+    if e.param_init:
+        energy_kwargs["param_init"] = e.param_init
     if e.conv_impl:
         energy_kwargs["conv_impl"] = e.conv_impl
     model = make_energy(e.name, head=e.head, head_offset=e.head_offset, **energy_kwargs)

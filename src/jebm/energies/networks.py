@@ -262,7 +262,7 @@ class MLP(nn.Module):
         is what the paper's toy network uses.
       leaky_slope: negative-side slope of LeakyReLU (0.05, as in the paper).
       out_init_std: see ``output_kernel_init``.
-      init: ``"lecun_normal"`` (Flax's default: kernels N(0, 1/fan_in), zero
+      param_init: ``"lecun_normal"`` (Flax's default: kernels N(0, 1/fan_in), zero
         biases) or ``"torch"`` (PyTorch's default ``nn.Linear`` init, which the
         paper's author used: kernels and biases U(±1/√fan_in), a third of the
         kernel variance).
@@ -274,14 +274,14 @@ class MLP(nn.Module):
     activation: str = "leaky_relu"
     leaky_slope: float = DEFAULT_LEAKY_SLOPE
     out_init_std: Optional[float] = None
-    init: str = "lecun_normal"
+    param_init: str = "lecun_normal"  # not "init": that would shadow Module.init
     dtype: Optional[Dtype] = None
     param_dtype: Dtype = jnp.float32
 
     @nn.compact
     def __call__(self, x: Array) -> Array:
         """Return ``f(x)`` of shape ``(n,)`` for inputs ``(n, ...)``."""
-        check_choice("energy.init", self.init, DENSE_INITS)
+        check_choice("energy.param_init", self.param_init, DENSE_INITS)
         act = activation_fn(self.activation, self.leaky_slope)
         h = flatten_examples(x)
         for width in self.hidden:
@@ -292,7 +292,7 @@ class MLP(nn.Module):
 
     def _dense(self, width: int, fan_in: int, kernel_init=None) -> nn.Dense:
         inits = {}
-        if self.init == "torch":
+        if self.param_init == "torch":
             inits = {"kernel_init": _torch_uniform(fan_in), "bias_init": _torch_uniform(fan_in)}
         if kernel_init is not None:
             inits["kernel_init"] = kernel_init
