@@ -43,9 +43,7 @@ def train_seeds(config, seeds, *, progress: bool = False):
     state = jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *states)
     step_fn = jax.jit(jax.vmap(train.make_train_step(config, parts)), donate_argnums=(0,))
     batches = jax.jit(lambda step: jnp.stack([p.data.batch(step) for p in parts_list]))
-    total = parts.data.steps_per_epoch * config.training.num_epochs
-    if config.training.max_steps:
-        total = min(total, config.training.max_steps)
+    total = parts.total_steps
     t0 = time.time()
     bar = train._progress(total, 0, progress)
     diverged = np.zeros(len(seeds), bool)

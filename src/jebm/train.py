@@ -66,6 +66,7 @@ class Parts:
     loss_fn: Callable[[jax.Array, jax.Array], jax.Array]
     num_chains: int
     lr_multiplier: Callable[[jax.Array], jax.Array]
+    total_steps: int  # epochs × steps per epoch, capped by training.max_steps
 
 
 def build_parts(config: config_dict.ConfigDict) -> Parts:
@@ -101,7 +102,7 @@ def build_parts(config: config_dict.ConfigDict) -> Parts:
     noise_fn = sampler_factory.make_noise_init(config.chain_init, data.example_shape)
     loss_fn = losses.make_loss(config.loss.name, config.loss.l2_energy)
     num_chains = config.sampler.num_chains or config.training.batch_size
-    return Parts(model, tx, data, noise_fn, loss_fn, num_chains, multiplier)
+    return Parts(model, tx, data, noise_fn, loss_fn, num_chains, multiplier, total_steps)
 
 
 def create_train_state(config, parts: Parts) -> TrainState:
@@ -260,9 +261,7 @@ def train(config, workdir: str | os.PathLike) -> tuple[TrainState, Parts, dict]:
         state = restored
         logging.info("Resumed from checkpoint at step %d in %s", restored_step, ckpt_dir)
     start = int(state.step)
-    total = parts.data.steps_per_epoch * config.training.num_epochs
-    if config.training.max_steps:
-        total = min(total, config.training.max_steps)
+    total = parts.total_steps
 
     step_fn, batch_fn, state = _compile_step(config, parts, state)
     log = MetricsLog(workdir, start)
