@@ -88,7 +88,6 @@ def smoke(c):
     c.training.sample_every = 3
     c.eval.num_samples = 16
     c.eval.quality_reference = 16
-    c.chain_init.bank_size = 64
 
 
 PRESETS = {"cpu": cpu, "pcd": pcd, "quadratic": quadratic, "smoke": smoke, "vanilla": vanilla}

@@ -27,16 +27,10 @@ import jax
 import jax.numpy as jnp
 
 from jebm.samplers import base
+# The chains carry what SGLD's do (position, energy, ∇ₓE at the position): one definition serves both.
+from jebm.samplers.sgld import State, init  # noqa: F401  (re-exported: mala.State, mala.init)
 
 Array = jax.Array
-
-
-class State(NamedTuple):
-    """MALA chains: positions with their energies and ``∇ₓE`` there."""
-
-    position: base.PyTree
-    energy: Array
-    energy_grad: base.PyTree
 
 
 class Info(NamedTuple):
@@ -53,12 +47,6 @@ class Info(NamedTuple):
     grad_norm: Array
     acceptance_rate: Array
     is_accepted: Array
-
-
-def init(position: base.PyTree, energy_fn: base.EnergyFn) -> State:
-    """Builds the state at ``position`` (one energy-and-gradient evaluation)."""
-    energy, grad = base.energy_and_grad(energy_fn, position)
-    return State(position, energy, grad)
 
 
 def _log_proposal(to, frm, grad_frm, step_size, temperature):

@@ -28,7 +28,7 @@ Array = jax.Array
 
 
 class State(NamedTuple):
-    """SGLD chains: positions with their energies and ``∇ₓE`` there."""
+    """Langevin chains (SGLD and MALA): positions with their energies and ``∇ₓE`` there."""
 
     position: base.PyTree
     energy: Array
