@@ -141,3 +141,14 @@ def test_make_energy_passes_conv_impl_and_micro_batch():
     backbone = make_energy("custom_cnn", conv_impl="im2col", micro_batch=8).backbone
     assert (backbone.conv_impl, backbone.micro_batch) == ("im2col", 8)
     assert make_energy("custom_cnn").backbone.conv_impl == "xla"
+
+
+def test_config_picks_the_convolution_by_backend_unless_named():
+    """energy.conv_impl="" is im2col on the CPU (the faster one there), XLA's conv elsewhere."""
+    from jebm import train
+
+    assert train.resolve_conv_impl("", backend="cpu") == "im2col"
+    assert train.resolve_conv_impl("", backend="gpu") == "xla"
+    assert train.resolve_conv_impl("", backend="tpu") == "xla"
+    assert train.resolve_conv_impl("xla", backend="cpu") == "xla"
+    assert train.resolve_conv_impl("im2col", backend="gpu") == "im2col"

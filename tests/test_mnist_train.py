@@ -210,6 +210,16 @@ def test_custom_cnn_is_table_3():
                        "conv4": (3, 3, 64, 64), "fc1": (256, 64), "fc2": (64, 1)}
 
 
+@pytest.mark.parametrize("conv_impl", ["", "xla", "im2col"])
+def test_config_conv_impl_reaches_the_cnn(conv_impl):
+    """energy.conv_impl="" resolves by backend (im2col on this CPU); a named one is kept."""
+    config = load_config("mnist_sgld")
+    config.energy.conv_impl = conv_impl
+    parts = train.build_parts(_no_data(config))
+    expected = conv_impl or ("im2col" if jax.default_backend() == "cpu" else "xla")
+    assert parts.model.backbone.conv_impl == expected
+
+
 def _no_data(config):
     """The model needs no data; a toy dataset keeps build_parts from loading MNIST."""
     config = config.copy_and_resolve_references()

@@ -41,7 +41,7 @@ def base_config() -> config_dict.ConfigDict:
     c.energy.activation = ""  # "" = the network's default
     c.energy.hidden = config_dict.placeholder(tuple)  # mlp widths; None = 32-64-64-64
     c.energy.out_init_std = config_dict.placeholder(float)  # None = Flax's default init
-    c.energy.conv_impl = ""  # custom_cnn: "" / xla (lax.conv) | im2col (same function, faster on CPUs)
+    c.energy.conv_impl = ""  # custom_cnn: "" (im2col on the CPU, xla elsewhere) | xla (lax.conv) | im2col (same function)
     c.energy.param_init = ""  # MLPs: "" / lecun_normal (Flax default) | torch (PyTorch's nn.Linear default)
 
     c.sampler = config_dict.ConfigDict()

@@ -108,7 +108,7 @@ def validate(config: config_dict.ConfigDict) -> None:
     c.number("energy.out_init_std", gt=0, allow_none=True)
     conv = c.get("energy.conv_impl")
     if conv not in ("", "xla", "im2col"):
-        c.errors.append(f"energy.conv_impl={conv!r} is not one of ['', 'im2col', 'xla'] ('' = xla)")
+        c.errors.append(f"energy.conv_impl={conv!r} is not one of ['', 'im2col', 'xla'] ('' = im2col on the CPU, xla elsewhere)")
     elif conv and c.get("energy.name") != "custom_cnn":
         c.errors.append(f"energy.conv_impl={conv!r} applies to energy.name='custom_cnn', not {c.get('energy.name')!r}")
     init = c.get("energy.param_init")
