@@ -126,6 +126,16 @@ def apply_presets(config: config_dict.ConfigDict, arg: str | None, presets: Mapp
     return config
 
 
+def torch_init(config: config_dict.ConfigDict) -> None:
+    """MLP weights and biases as torch.nn.Linear initialises them, U(±1/√fan_in)."""
+    config.energy.param_init = "torch"
+
+
+def lecun_init(config: config_dict.ConfigDict) -> None:
+    """Flax's default MLP initialisation: LeCun-normal kernels, zero biases."""
+    config.energy.param_init = "lecun_normal"
+
+
 def smoke(config: config_dict.ConfigDict) -> None:
     """Seconds-long end-to-end run for tests: tiny everything, same code paths."""
     config.training.max_steps = 6
