@@ -56,6 +56,7 @@ def base_config() -> config_dict.ConfigDict:
     c.sampler.integrator = "symplectic_euler"  # symplectic_euler | explicit_euler
     c.sampler.momentum_init = "random"  # random: r ~ N(0, M) (Algorithm 3) | zero
     c.sampler.unroll = 1  # lax.scan unroll (speed only)
+    c.sampler.chunk_size = 0  # chains per energy-and-gradient pass, 0 = all (speed only: 64 helps CNNs on CPUs)
 
     c.chain_init = config_dict.ConfigDict()
     c.chain_init.name = "uniform"  # uniform | gaussian

@@ -128,6 +128,7 @@ def validate(config: config_dict.ConfigDict) -> None:
     c.choice("sampler.integrator", INTEGRATORS)
     c.choice("sampler.momentum_init", ("random", "zero"))
     c.integer("sampler.unroll", ge=1)
+    c.integer("sampler.chunk_size", ge=0)
     # chains
     c.choice("chain_init.name", sampler_factory.CHAIN_INITS)
     c.number("chain_init.low")

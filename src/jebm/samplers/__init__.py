@@ -10,7 +10,7 @@ and ``run_chain(rng_key, algorithm, state, num_steps, *, trace=False)``.
 """
 
 from jebm.samplers import base, init, mala as mala_module, sghmc as sghmc_module, sgld as sgld_module
-from jebm.samplers.base import SamplingAlgorithm, energy_and_grad
+from jebm.samplers.base import SamplingAlgorithm, chunked, energy_and_grad
 from jebm.samplers.chain import ChainSummary, run_chain
 from jebm.samplers.init import PersistentBank, bank_draw, bank_init, bank_write, gaussian, uniform
 
@@ -29,6 +29,7 @@ __all__ = [
     "bank_init",
     "bank_write",
     "base",
+    "chunked",
     "energy_and_grad",
     "gaussian",
     "init",

@@ -6,6 +6,7 @@ from typing import Callable
 
 import jax
 
+from jebm.samplers import base
 from jebm.samplers import init as chain_init
 from jebm.samplers.mala import as_top_level_api as mala_api
 from jebm.samplers.sghmc import as_top_level_api as sghmc_api
@@ -31,6 +32,9 @@ def effective_mass(mass: float, convention: str) -> float:
 def make_sampler(cfg, energy_fn: EnergyFn) -> SamplingAlgorithm:
     """``SamplingAlgorithm`` for ``cfg`` (a ``config.sampler`` block) on ``energy_fn``."""
     check_choice("sampler.name", cfg.name, SAMPLERS)
+    chunk_size = cfg.get("chunk_size", 0)
+    if chunk_size:
+        energy_fn = base.chunked(energy_fn, chunk_size)
     if cfg.name == "sgld":
         return sgld_api(energy_fn, cfg.step_size, temperature=cfg.temperature)
     if cfg.name == "mala":
