@@ -117,18 +117,23 @@ class CnnSetup:
     params: Any
     x: jax.Array
     batch: int
+    chunk_size: Optional[int] = None
 
 
-def cnn_setup(batch: int, conv_impl: str = "im2col", seed: int = 0, **options) -> CnnSetup:
+def cnn_setup(batch: int, conv_impl: str = "im2col", seed: int = 0, chunk_size: Optional[int] = None,
+              **options) -> CnnSetup:
     """The paper's custom CNN with a quadratic head, initialised, and ``batch`` chains.
 
-    ``options`` are further ``CustomCNN`` fields, e.g. ``micro_batch``.
+    ``chunk_size``: jebm's chains run their energy-and-gradient pass in groups
+    of this many (``jebm.samplers.chunked``), and so does ``bare_grad``;
+    None: the whole batch at once. ``options`` are further ``CustomCNN``
+    fields, e.g. ``micro_batch``.
     """
     model = make_energy("custom_cnn", head=CNN_HEAD, conv_impl=conv_impl, **options)
     key_params, key_x = jax.random.split(jax.random.key(seed))
     x = jax.random.uniform(key_x, (batch, 28, 28, 1), jnp.float32)
     params = jax.jit(model.init)(key_params, x[:1])
-    return CnnSetup(model, params, x, batch)
+    return CnnSetup(model, params, x, batch, chunk_size)
 
 
 def with_model(setup: CnnSetup, model) -> CnnSetup:
@@ -136,8 +141,10 @@ def with_model(setup: CnnSetup, model) -> CnnSetup:
     return dataclasses.replace(setup, model=model)
 
 
-def _algorithm(model, params, sampler: str):
+def _algorithm(model, params, sampler: str, chunk_size: Optional[int] = None):
     energy = energy_fn(model, params)
+    if chunk_size:
+        energy = samplers.chunked(energy, chunk_size)
     if sampler == "sgld":
         return samplers.sgld(energy, CNN_SGLD_STEP)
     if sampler == "sghmc":
@@ -146,7 +153,7 @@ def _algorithm(model, params, sampler: str):
 
 
 def _initial_state(setup: CnnSetup, sampler: str):
-    init = jax.jit(lambda p, x, k: _algorithm(setup.model, p, sampler).init(x, k))
+    init = jax.jit(lambda p, x, k: _algorithm(setup.model, p, sampler, setup.chunk_size).init(x, k))
     return block(init(setup.params, setup.x, jax.random.key(1)))
 
 
@@ -175,7 +182,8 @@ def jebm_chain(
     model = setup.model
 
     def chain(params, key, state):
-        return samplers.run_chain(key, _algorithm(model, params, sampler), state, n_steps, unroll=unroll)
+        algorithm = _algorithm(model, params, sampler, setup.chunk_size)
+        return samplers.run_chain(key, algorithm, state, n_steps, unroll=unroll)
 
     state = _initial_state(setup, sampler)
     key = jax.random.key(2, impl=key_impl) if key_impl else jax.random.key(2)
@@ -197,7 +205,7 @@ def jebm_python_loop(setup: CnnSetup, sampler: str, n_steps: int, *, donate: boo
     model = setup.model
 
     def step(params, key, state):
-        return _algorithm(model, params, sampler).step(key, state)
+        return _algorithm(model, params, sampler, setup.chunk_size).step(key, state)
 
     state = _initial_state(setup, sampler)
     keys = list(jax.random.split(jax.random.key(2), n_steps))
@@ -220,8 +228,17 @@ def grad_x_fn(model):
 
 
 def bare_grad(setup: CnnSetup) -> Prepared:
-    """One jitted ``∇ₓE`` on the batch: the floor a sampler step cannot beat."""
-    compiled, seconds, cost, temp = compile_jit(grad_x_fn(setup.model), setup.params, setup.x)
+    """One jitted ``∇ₓE`` on the batch: the floor a sampler step cannot beat.
+
+    With ``setup.chunk_size`` it is computed in the same groups of chains as
+    jebm's sampler (``energy_and_grad`` of a ``chunked`` energy), so the
+    ratio of the two is the sampler's own overhead.
+    """
+    fn = grad_x_fn(setup.model)
+    if setup.chunk_size:
+        fn = lambda params, x: samplers.energy_and_grad(  # noqa: E731
+            samplers.chunked(energy_fn(setup.model, params), setup.chunk_size), x)[1]
+    compiled, seconds, cost, temp = compile_jit(fn, setup.params, setup.x)
     return Prepared(lambda: block(compiled(setup.params, setup.x)), 1, None, seconds, cost, temp)
 
 

@@ -145,6 +145,19 @@ def micro_batch_levers(batches, steps_per_call: dict, repeats: int, sizes=(None,
     return out
 
 
+def chunk_levers(batches, steps_per_call: dict, repeats: int, conv_impl: str, sizes=(None, 64)) -> list[dict]:
+    """``jebm.samplers.chunked``: the energy-and-gradient pass over groups of chains."""
+    out = []
+    for batch in batches:
+        setups = {str(c): jc.cnn_setup(batch, conv_impl, chunk_size=c) for c in sizes if c is None or c < batch}
+        case = f"cnn_sgld_b{batch}"
+        out += compare("chunk_size (sampler)", case, "jebm SGLD chain", "None",
+                       {k: jc.jebm_chain(s, "sgld", steps_per_call[batch]) for k, s in setups.items()}, repeats)
+        out += compare("chunk_size (sampler)", case, "bare grad", "None",
+                       {k: jc.bare_grad(s) for k, s in setups.items()}, repeats)
+    return out
+
+
 def layout_levers(batch: int, n_steps: int, repeats: int) -> list[dict]:
     """XLA's convolution channels-last (NHWC, Flax's) versus channels-first (NCHW)."""
     nhwc = _cnn(batch, "xla")
@@ -225,6 +238,8 @@ def run_levers(preset, conv_impl: str, log: Callable[[str], None] = print) -> li
     groups = [
         ("conv_impl", lambda: conv_impl_levers(preset.lever_batches, preset.steps_per_call, repeats)),
         ("micro_batch", lambda: micro_batch_levers(preset.micro_batch_lever_batches, preset.steps_per_call, repeats)),
+        ("chunk_size", lambda: chunk_levers(preset.micro_batch_lever_batches, preset.steps_per_call, repeats,
+                                            conv_impl)),
         ("layout", lambda: layout_levers(batch, n_steps, repeats)),
         ("driver", lambda: driver_levers(batch, n_steps, repeats, ("xla", "im2col"))),
         ("unroll", lambda: unroll_levers(batch, n_steps, repeats, conv_impl)),

@@ -128,6 +128,15 @@ def default_conv_impl(backend: str) -> str:
     return "im2col" if backend == "cpu" else "xla"
 
 
+def default_chunk_size(backend: str) -> Optional[int]:
+    """Chains per energy-and-gradient pass in jebm's rows: 64 on CPU, all at once elsewhere.
+
+    On CPU a group's activations stay in cache (the ``chunk_size`` lever);
+    on an accelerator the groups would only serialise the work.
+    """
+    return 64 if backend == "cpu" else None
+
+
 def _steps(preset: Preset, batch: int, backend: str) -> int:
     factor = 1 if backend == "cpu" else ACCELERATOR_STEP_FACTOR
     return preset.steps_per_call[batch] * factor
@@ -142,8 +151,10 @@ def _device_peak_mb() -> Optional[float]:
 class Bench:
     """Collects the records of one run; each case times its implementations round-robin."""
 
-    def __init__(self, preset: Preset, impls, conv_impl: str, log: Callable[[str], None]):
+    def __init__(self, preset: Preset, impls, conv_impl: str, log: Callable[[str], None],
+                 chunk_size: Optional[int] = None):
         self.preset, self.impls, self.conv_impl, self.log = preset, tuple(impls), conv_impl, log
+        self.chunk_size = chunk_size
         self.backend = jax.default_backend()
         self.records: list[dict] = []
         self.notes: list[str] = []
@@ -247,7 +258,7 @@ class Bench:
     def cnn_case(self, sampler: str, batch: int) -> None:
         case = f"cnn_{sampler}_b{batch}"
         n_steps = _steps(self.preset, batch, self.backend)
-        setup = jc.cnn_setup(batch, self.conv_impl)
+        setup = jc.cnn_setup(batch, self.conv_impl, chunk_size=self.chunk_size)
         builders = {}
         if self.wanted("jebm"):
             builders["jebm"] = lambda: jc.jebm_chain(setup, sampler, n_steps)
@@ -259,7 +270,8 @@ class Bench:
         if self.wanted("bare_grad"):
             builders["bare_grad"] = lambda: jc.bare_grad(setup)
         meta = {"batch": batch, "steps_per_call": n_steps, "sampler": sampler, "conv_impl": self.conv_impl,
-                "micro_batch": setup.model.backbone.micro_batch if self.conv_impl == "im2col" else None}
+                "micro_batch": setup.model.backbone.micro_batch if self.conv_impl == "im2col" else None,
+                "chunk_size": self.chunk_size}
         self.measure_case(case, builders, flops_per_unit=flops_lib.cnn_grad_x_flops(batch), unit="step",
                           meta=meta, xla_flops_check=("bare_grad", lambda: jc.xla_grad_flops(setup)))
 
@@ -403,7 +415,7 @@ def targets(records: list[dict], memory: list[dict]) -> list[dict]:
 
 
 def run_benchmark(preset: Preset, impls=IMPLS, conv_impl: Optional[str] = None,
-                  log: Callable[[str], None] = print) -> dict:
+                  log: Callable[[str], None] = print, chunk_size: Optional[int] = -1) -> dict:
     """Runs every case of ``preset``; returns the results dict that is written as JSON.
 
     Args:
@@ -412,13 +424,16 @@ def run_benchmark(preset: Preset, impls=IMPLS, conv_impl: Optional[str] = None,
       conv_impl: the custom CNN's ``conv_impl`` for jebm, BlackJAX and the
         bare gradient (None: ``default_conv_impl`` of the backend).
       log: where progress lines go.
+      chunk_size: chains per energy-and-gradient pass of jebm and the bare
+        gradient (-1: ``default_chunk_size`` of the backend; None or 0: all).
     """
     unknown = set(impls) - set(IMPLS)
     if unknown:
         raise ValueError(f"unknown impls {sorted(unknown)}; valid: {list(IMPLS)}")
     backend = jax.default_backend()
     conv_impl = conv_impl or default_conv_impl(backend)
-    bench = Bench(preset, impls, conv_impl, log)
+    chunk_size = default_chunk_size(backend) if chunk_size == -1 else (chunk_size or None)
+    bench = Bench(preset, impls, conv_impl, log, chunk_size)
     results = {
         "schema_version": SCHEMA_VERSION,
         "preset": preset.name,
@@ -428,6 +443,7 @@ def run_benchmark(preset: Preset, impls=IMPLS, conv_impl: Optional[str] = None,
         "torch_threads": torch_impl.torch.get_num_threads() if torch_impl.available() else None,
         "torch_device": bench.torch_device,
         "conv_impl": conv_impl,
+        "chunk_size": chunk_size,
     }
     log(f"jebm benchmark ({preset.name}) on {results['machine']['cpu_model']}, backend {backend}, "
         f"load {results['load_average_start']}")
@@ -492,7 +508,7 @@ def markdown(results: dict) -> str:
         "- versions: " + ", ".join(f"{k} {v}" for k, v in m["versions"].items() if v),
         f"- load average (1/5/15 min): start {results['load_average_start']}, end {results['load_average_end']}",
         f"- float32 matmul peak: {_fmt(results['peak_gflops'], '.1f')} GFLOP/s; CNN conv_impl for jebm/blackjax/bare_grad: "
-        f"`{results['conv_impl']}`; torch threads {results['torch_threads']}",
+        f"`{results['conv_impl']}`; jebm/bare_grad chunk_size `{results.get('chunk_size')}`; torch threads {results['torch_threads']}",
         f"- started {results['started']}; XLA_FLAGS `{m['xla_flags']}`",
         "",
         "## Per step (per iteration for toy_iteration)",
@@ -565,6 +581,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--impls", default=",".join(IMPLS), help=f"comma-separated subset of {','.join(IMPLS)}")
     parser.add_argument("--conv-impl", choices=("im2col", "xla"), default=None,
                         help="custom CNN convolutions for jebm/blackjax/bare_grad (default: im2col on CPU, xla elsewhere)")
+    parser.add_argument("--chunk-size", type=int, default=-1,
+                        help="chains per energy-and-gradient pass for jebm/bare_grad (0: all; default: 64 on CPU, all elsewhere)")
     parser.add_argument("--no-levers", action="store_true", help="skip the lever study of the full preset")
     args = parser.parse_args(argv)
     preset = PRESETS["quick" if args.quick else "smoke" if args.smoke else "full"]
@@ -572,7 +590,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         preset = dataclasses.replace(preset, levers=False)
     impls = tuple(i for i in args.impls.split(",") if i)
     out_dir = args.out or pathlib.Path(__file__).parent / "results" / jax.default_backend()
-    results = run_benchmark(preset, impls, args.conv_impl)
+    results = run_benchmark(preset, impls, args.conv_impl, chunk_size=args.chunk_size)
     json_path, md_path = write_results(results, out_dir)
     print(f"\nwrote {json_path} and {md_path}")
     for t in results["targets"]:
