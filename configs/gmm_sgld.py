@@ -7,6 +7,7 @@ Presets (comma-separated, applied in order):
   pcd        persistent chains (a bank of 10,000, no re-initialisation)
   quadratic  the quadratic head E = ½f² (Table 1 "activation")
   lecun_init Flax's default initialisation (default: torch.nn.Linear's, the author's)
+  cosine     cosine decay of the learning rate to 0 (beyond the paper)
   smoke      a seconds-long run for tests
 
 Table 2: SGD, lr ε = 0.01, weight decay 0, η = 0.01, batch 100, 10 epochs, L = 500.
@@ -34,6 +35,7 @@ PRESETS = {
     "nopcd": nopcd,
     "pcd": pcd,
     "quadratic": quadratic,
+    "cosine": config_lib.cosine,
     "lecun_init": config_lib.lecun_init,
     "smoke": config_lib.smoke,
 }

@@ -137,6 +137,12 @@ def lecun_init(config: config_dict.ConfigDict) -> None:
     config.energy.param_init = "lecun_normal"
 
 
+def cosine(config: config_dict.ConfigDict) -> None:
+    """Cosine decay of the learning rate to zero over the run (beyond the paper's Table 2)."""
+    config.optimizer.schedule = "cosine"
+    config.optimizer.final_lr_fraction = 0.0
+
+
 def smoke(config: config_dict.ConfigDict) -> None:
     """Seconds-long end-to-end run for tests: tiny everything, same code paths."""
     config.training.max_steps = 6
