@@ -57,7 +57,7 @@ def main():
         try:
             summary = train.train_and_evaluate(config, workdir)
         except train.DivergenceError as e:  # a result too: SGLD is unstable past curvature 2/η
-            rows.append((eta, float("nan"), float("nan"), float("nan"), None, time.time() - t0, str(e).split(".")[0]))
+            rows.append((eta, float("nan"), float("nan"), float("nan"), None, time.time() - t0, str(e).split(":")[0]))
             print(f"η={eta:g}: {e}", flush=True)
             continue
         grid = np.load(workdir / "energy_grid.npz")
