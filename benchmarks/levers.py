@@ -132,30 +132,29 @@ def conv_impl_levers(batches, steps_per_call: dict, repeats: int) -> list[dict]:
     return out
 
 
-def micro_batch_levers(batches, steps_per_call: dict, repeats: int, sizes=(None, 32, 64, 128)) -> list[dict]:
-    """``CustomCNN.micro_batch``: im2col convolutions over groups of images."""
+def _chain_and_grad_levers(lever: str, batches, steps_per_call: dict, repeats: int, make_setup,
+                           sizes) -> list[dict]:
+    """A size knob (``None`` = off, the baseline) on jebm's SGLD chain and on the bare gradient."""
     out = []
     for batch in batches:
-        setups = {str(m): jc.cnn_setup(batch, "im2col", micro_batch=m) for m in sizes if m is None or m < batch}
+        setups = {str(m): make_setup(batch, m) for m in sizes if m is None or m < batch}
         case = f"cnn_sgld_b{batch}"
-        out += compare("micro_batch (im2col)", case, "jebm SGLD chain", "None",
+        out += compare(lever, case, "jebm SGLD chain", "None",
                        {k: jc.jebm_chain(s, "sgld", steps_per_call[batch]) for k, s in setups.items()}, repeats)
-        out += compare("micro_batch (im2col)", case, "bare grad", "None",
-                       {k: jc.bare_grad(s) for k, s in setups.items()}, repeats)
+        out += compare(lever, case, "bare grad", "None", {k: jc.bare_grad(s) for k, s in setups.items()}, repeats)
     return out
+
+
+def micro_batch_levers(batches, steps_per_call: dict, repeats: int, sizes=(None, 32, 64, 128)) -> list[dict]:
+    """``CustomCNN.micro_batch``: im2col convolutions over groups of images."""
+    return _chain_and_grad_levers("micro_batch (im2col)", batches, steps_per_call, repeats,
+                                  lambda b, m: jc.cnn_setup(b, "im2col", micro_batch=m), sizes)
 
 
 def chunk_levers(batches, steps_per_call: dict, repeats: int, conv_impl: str, sizes=(None, 64)) -> list[dict]:
     """``jebm.samplers.chunked``: the energy-and-gradient pass over groups of chains."""
-    out = []
-    for batch in batches:
-        setups = {str(c): jc.cnn_setup(batch, conv_impl, chunk_size=c) for c in sizes if c is None or c < batch}
-        case = f"cnn_sgld_b{batch}"
-        out += compare("chunk_size (sampler)", case, "jebm SGLD chain", "None",
-                       {k: jc.jebm_chain(s, "sgld", steps_per_call[batch]) for k, s in setups.items()}, repeats)
-        out += compare("chunk_size (sampler)", case, "bare grad", "None",
-                       {k: jc.bare_grad(s) for k, s in setups.items()}, repeats)
-    return out
+    return _chain_and_grad_levers("chunk_size (sampler)", batches, steps_per_call, repeats,
+                                  lambda b, c: jc.cnn_setup(b, conv_impl, chunk_size=c), sizes)
 
 
 def layout_levers(batch: int, n_steps: int, repeats: int) -> list[dict]:

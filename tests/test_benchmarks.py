@@ -8,13 +8,7 @@ import pytest
 from benchmarks import run
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _fast_compiles():
-    """Skip XLA's optimisation passes: only the records' schema is checked here."""
-    previous = jax.config.read("jax_disable_most_optimizations")
-    jax.config.update("jax_disable_most_optimizations", True)
-    yield
-    jax.config.update("jax_disable_most_optimizations", previous)
+pytestmark = pytest.mark.usefixtures("fast_compiles")  # conftest: compiles dominate here
 
 
 def test_smoke_run_writes_records_with_the_documented_schema(tmp_path):

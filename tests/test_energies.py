@@ -26,13 +26,7 @@ N = 3
 IMAGE_SHAPES = [(N, 28, 28), (N, 28, 28, 1)]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _fast_compiles():
-    """Skip XLA's optimisation passes here: compiles dominate these tests' time."""
-    previous = jax.config.read("jax_disable_most_optimizations")
-    jax.config.update("jax_disable_most_optimizations", True)
-    yield
-    jax.config.update("jax_disable_most_optimizations", previous)
+pytestmark = pytest.mark.usefixtures("fast_compiles")  # conftest: compiles dominate here
 
 
 def _normal(seed, shape):

@@ -16,17 +16,7 @@ RTOL = 1e-5
 ATOL = 1e-6
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _fast_compiles():
-    """Skip XLA's optimisation passes: compiles dominate these tests' time.
-
-    The equalities checked are of the mathematics, which XLA's optimisations
-    must not change; the benchmark runs the optimised programs.
-    """
-    previous = jax.config.read("jax_disable_most_optimizations")
-    jax.config.update("jax_disable_most_optimizations", True)
-    yield
-    jax.config.update("jax_disable_most_optimizations", previous)
+pytestmark = pytest.mark.usefixtures("fast_compiles")  # conftest: compiles dominate here
 
 
 @pytest.fixture(scope="module")

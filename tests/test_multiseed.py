@@ -8,13 +8,7 @@ from conftest import load_config
 from jebm import multiseed, train
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _fast_compiles():
-    """Compiles dominate here; the equality checked does not depend on XLA's optimisations."""
-    previous = jax.config.read("jax_disable_most_optimizations")
-    jax.config.update("jax_disable_most_optimizations", True)
-    yield
-    jax.config.update("jax_disable_most_optimizations", previous)
+pytestmark = pytest.mark.usefixtures("fast_compiles")  # conftest: compiles dominate here
 
 
 def test_vmapped_seeds_match_separate_runs():
