@@ -72,8 +72,8 @@ class Parts:
 def resolve_conv_impl(conv_impl: str, backend: str | None = None) -> str:
     """``energy.conv_impl`` as the CNN gets it: ``""`` picks by backend.
 
-    On the CPU the im2col convolution computes the same function 2.6-2.9x
-    faster than XLA's (benchmarks/README.md); on GPUs and TPUs XLA's
+    On the CPU the im2col convolution makes a sampler step of the same
+    function 2.2-2.7x faster than XLA's (benchmarks/README.md); on GPUs and TPUs XLA's
     convolution (cuDNN, the TPU's MXU) is the one to use.
     """
     if conv_impl:
