@@ -497,9 +497,17 @@ def _fmt(v, spec=".3f") -> str:
     return format(v, spec) if isinstance(v, (int, float)) else str(v)
 
 
+def _table(title: str, columns: list[tuple[str, str]], rows) -> list[str]:
+    """A markdown section: ``## title`` and a table; ``columns`` are (name, alignment) pairs."""
+    return ["", f"## {title}", "", "| " + " | ".join(name for name, _ in columns) + " |",
+            "|" + "|".join(align for _, align in columns) + "|",
+            *("| " + " | ".join(cells) + " |" for cells in rows)]
+
+
 def markdown(results: dict) -> str:
     """The results as markdown tables."""
     m = results["machine"]
+    left, right = "---", "---:"
     lines = [
         f"# jebm benchmark ({results['preset']})",
         "",
@@ -510,51 +518,45 @@ def markdown(results: dict) -> str:
         f"- float32 matmul peak: {_fmt(results['peak_gflops'], '.1f')} GFLOP/s; CNN conv_impl for jebm/blackjax/bare_grad: "
         f"`{results['conv_impl']}`; jebm/bare_grad chunk_size `{results.get('chunk_size')}`; torch threads {results['torch_threads']}",
         f"- started {results['started']}; XLA_FLAGS `{m['xla_flags']}`",
-        "",
-        "## Per step (per iteration for toy_iteration)",
-        "",
-        "| case | impl | ms median | ms min | ms max | GFLOP/s | % peak | compile s | XLA temp MiB | RSS Δ MiB |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for r in results["records"]:
-        lines.append(
-            f"| {r['case']} | {r['impl']} | {_fmt(r['ms_median'])} | {_fmt(r['ms_min'])} | {_fmt(r['ms_max'])} | "
-            f"{_fmt(r['gflops'], '.1f')} | {_fmt(r['pct_of_matmul_peak'], '.1f')} | {_fmt(r['compile_s'], '.2f')} | "
-            f"{_fmt(r['xla_temp_mb'], '.2f')} | {_fmt(r['rss_delta_mb'], '.1f')} |")
-    lines += ["", "## Ratios (same run)", "", "| case | ratio | median | min |", "|---|---|---:|---:|"]
-    for r in results["ratios"]:
-        lines.append(f"| {r['case']} | {r['compare']} | {_fmt(r['median'], '.3f')} | {_fmt(r['min'], '.3f')} |")
+    lines += _table(
+        "Per step (per iteration for toy_iteration)",
+        [("case", left), ("impl", left), ("ms median", right), ("ms min", right), ("ms max", right),
+         ("GFLOP/s", right), ("% peak", right), ("compile s", right), ("XLA temp MiB", right), ("RSS Δ MiB", right)],
+        ([r["case"], r["impl"], _fmt(r["ms_median"]), _fmt(r["ms_min"]), _fmt(r["ms_max"]), _fmt(r["gflops"], ".1f"),
+          _fmt(r["pct_of_matmul_peak"], ".1f"), _fmt(r["compile_s"], ".2f"), _fmt(r["xla_temp_mb"], ".2f"),
+          _fmt(r["rss_delta_mb"], ".1f")] for r in results["records"]))
+    lines += _table("Ratios (same run)", [("case", left), ("ratio", left), ("median", right), ("min", right)],
+                    ([r["case"], r["compare"], _fmt(r["median"], ".3f"), _fmt(r["min"], ".3f")]
+                     for r in results["ratios"]))
     if results["targets"]:
-        lines += ["", "## Issue 5 targets (medians)", "", "| target | value | goal | met |", "|---|---:|---|---|"]
-        for t in results["targets"]:
-            lines.append(f"| {t['target']} | {_fmt(t['value'], '.3f')} | {t['goal']} | {_fmt(t['met'])} |")
+        lines += _table("Issue 5 targets (medians)",
+                        [("target", left), ("value", right), ("goal", left), ("met", left)],
+                        ([t["target"], _fmt(t["value"], ".3f"), t["goal"], _fmt(t["met"])] for t in results["targets"]))
     flops_rows = [r for r in results["records"] if "xla_flops_per_unit" in r]
     if flops_rows:
-        lines += ["", "## FLOP count check (bare ∇ₓE)", "", "| case | analytic | XLA cost analysis | analytic / XLA |",
-                  "|---|---:|---:|---:|"]
-        for r in flops_rows:
-            lines.append(f"| {r['case']} | {r['flops_per_unit']:.4g} | {r['xla_flops_per_unit']:.4g} | "
-                         f"{r['analytic_over_xla_flops']:.3f} |")
+        lines += _table("FLOP count check (bare ∇ₓE)",
+                        [("case", left), ("analytic", right), ("XLA cost analysis", right), ("analytic / XLA", right)],
+                        ([r["case"], f"{r['flops_per_unit']:.4g}", f"{r['xla_flops_per_unit']:.4g}",
+                          f"{r['analytic_over_xla_flops']:.3f}"] for r in flops_rows))
     if results["kernels"]:
-        lines += ["", "## Kernels", "", "| kernel | impl | ms median | GFLOP/s (median) | GFLOP/s (best) |",
-                  "|---|---|---:|---:|---:|"]
-        for k in results["kernels"]:
-            lines.append(f"| {k['kernel']} | {k['impl']} | {_fmt(k['ms_median'])} | {_fmt(k['gflops'], '.1f')} | "
-                         f"{_fmt(k['gflops_best'], '.1f')} |")
+        lines += _table("Kernels",
+                        [("kernel", left), ("impl", left), ("ms median", right), ("GFLOP/s (median)", right),
+                         ("GFLOP/s (best)", right)],
+                        ([k["kernel"], k["impl"], _fmt(k["ms_median"]), _fmt(k["gflops"], ".1f"),
+                          _fmt(k["gflops_best"], ".1f")] for k in results["kernels"]))
     if results["memory_vs_steps"]:
-        lines += ["", "## Memory versus L (XLA temp buffers)", "", "| case | L | XLA temp MiB | compile s |",
-                  "|---|---:|---:|---:|"]
-        for mm in results["memory_vs_steps"]:
-            lines.append(f"| {mm['case']} | {mm['n_steps']} | {_fmt(mm['xla_temp_mb'], '.4f')} | "
-                         f"{_fmt(mm['compile_s'], '.2f')} |")
+        lines += _table("Memory versus L (XLA temp buffers)",
+                        [("case", left), ("L", right), ("XLA temp MiB", right), ("compile s", right)],
+                        ([mm["case"], str(mm["n_steps"]), _fmt(mm["xla_temp_mb"], ".4f"), _fmt(mm["compile_s"], ".2f")]
+                         for mm in results["memory_vs_steps"]))
     if results["levers"]:
-        lines += ["", "## Levers (speedup = baseline ms / setting ms; > 1 is faster)", "",
-                  "| lever | case | what | setting | baseline | ms median | ms min | speedup (median) | speedup (min) |",
-                  "|---|---|---|---|---|---:|---:|---:|---:|"]
-        for e in results["levers"]:
-            lines.append(f"| {e['lever']} | {e['case']} | {e['what']} | {e['setting']} | {e['baseline']} | "
-                         f"{_fmt(e['ms_median'])} | {_fmt(e['ms_min'])} | {_fmt(e['speedup_median'], '.2f')} | "
-                         f"{_fmt(e['speedup_min'], '.2f')} |")
+        lines += _table("Levers (speedup = baseline ms / setting ms; > 1 is faster)",
+                        [("lever", left), ("case", left), ("what", left), ("setting", left), ("baseline", left),
+                         ("ms median", right), ("ms min", right), ("speedup (median)", right), ("speedup (min)", right)],
+                        ([e["lever"], e["case"], e["what"], e["setting"], e["baseline"], _fmt(e["ms_median"]),
+                          _fmt(e["ms_min"]), _fmt(e["speedup_median"], ".2f"), _fmt(e["speedup_min"], ".2f")]
+                         for e in results["levers"]))
     if results["checks"]:
         lines += ["", "## Checks", "", "```", json.dumps(results["checks"], indent=1), "```"]
     if results["notes"]:
