@@ -14,7 +14,7 @@ says only "uniform noise in [0, 1] or [−1, 1]"; its author's MNIST code works 
 the chains (the paper's own advice: no alteration of the sampler).
 
 Evaluation (pinned here): eval.num_samples = 1000 fresh chains run the training
-sampler for eval.sampler_steps steps (None = L) and are scored by jebm.quality
+sampler for eval.sampler_steps steps (None = L) and are scored by jebm.evaluation.quality
 (classifier FID/KID, class-histogram entropy, mean confidence) against
 eval.quality_reference = 1000 held-out test digits. Those estimates are biased at
 small n (FID upwards, entropy downwards), so only compare numbers at n = 1000 / 1000.

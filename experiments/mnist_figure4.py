@@ -17,7 +17,7 @@ has a summary.json.
 
 Writes ``<out-dir>/<name>.md`` (and ``.json``): per configuration the final
 fresh-chain sample grid (samples.png, copied next to the markdown as
-``<name>_<variant>.png`` and linked), its sample-quality scores (jebm.quality, at the
+``<name>_<variant>.png`` and linked), its sample-quality scores (jebm.evaluation.quality, at the
 config's eval.num_samples / eval.quality_reference), the exact command, the wall
 time and where the digits came from (summary.json's "data"). The markdown is
 rewritten after every run, so a partial run leaves a partial table.
@@ -98,7 +98,7 @@ def write_results(rows: list[dict], args) -> Path:
         (f"Scale: `{scale}` preset of `{CONFIG_FILE}`"
          + (f", overrides: `{' '.join(args.override)}`" if args.override else "") + "."),
         ("Grids: the final model's fresh chains (noise-initialised for every configuration, also PCD), "
-         "first 100 of eval.num_samples. Scores: jebm.quality (classifier features, not Inception); "
+         "first 100 of eval.num_samples. Scores: jebm.evaluation.quality (classifier features, not Inception); "
          "FID is biased upwards and the entropy downwards at small n, so compare only at equal n."),
         "",
         ("| configuration | steps | wall time | FID | KID | class entropy (nats, max 2.303) "

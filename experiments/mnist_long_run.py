@@ -9,7 +9,7 @@ ageing, as in the paper's figure, and the whole figure costs the longest length,
 not the sum of the lengths.
 
 For each length it writes the sample grid (all panels side by side in one PNG,
-plots.plot_grids_side_by_side) and jebm.quality's scores of all the chains
+plots.plot_grids_side_by_side) and jebm.evaluation.quality's scores of all the chains
 against held-out test digits, plus the real-data floor (real digits scored
 against other real digits at the same n). The scores are biased at small n:
 compare them only at equal --num-samples / --quality-reference.
@@ -44,7 +44,8 @@ import jax
 import numpy as np
 from ml_collections import config_dict
 
-from jebm import checkpoint, config_lib, evaluation, plots, train
+from jebm import checkpoint, config_lib, evaluation, train
+from jebm.evaluation import plots
 from jebm.data import pipeline
 from jebm.samplers import factory as sampler_factory
 from jebm.samplers.chain import run_chain
@@ -147,7 +148,7 @@ def long_chains(config, parts, params, lengths, num_samples: int, seed: int):
 
 
 def score(config, parts, images, num_reference: int) -> dict | None:
-    """jebm.quality's scores of ``images``, or None when they are not finite."""
+    """jebm.evaluation.quality's scores of ``images``, or None when they are not finite."""
     if not np.all(np.isfinite(images)):
         return None
     config = config.copy_and_resolve_references()
@@ -157,7 +158,7 @@ def score(config, parts, images, num_reference: int) -> dict | None:
 
 def real_floor(parts, n: int, n_reference: int) -> dict | None:
     """Real test digits scored against other real test digits at the same n."""
-    from jebm import quality
+    from jebm.evaluation import quality
 
     data = parts.data.images
     params, _, _ = quality.load_or_train_classifier(data)
@@ -200,7 +201,7 @@ def write_markdown(path: Path, result: dict) -> None:
          f"{result['sampler']}; one set of {result['num_samples']} fresh chains from "
          f"{result['chain_init']}, snapshotted after each length "
          f"(grids show the first {min(GRID_IMAGES, result['num_samples'])})."),
-        (f"Scores: jebm.quality (classifier features, not Inception) against "
+        (f"Scores: jebm.evaluation.quality (classifier features, not Inception) against "
          f"{result['num_reference']} held-out digits; n = {result['num_samples']} samples. "
          "FID is biased upwards and the entropy downwards at small n: compare only at equal n."),
         f"Data: {result['data']}.",

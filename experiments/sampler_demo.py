@@ -19,7 +19,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jebm import metrics, plots, samplers
+from jebm import samplers
+from jebm.evaluation import metrics, plots
 from jebm.data import toy
 
 

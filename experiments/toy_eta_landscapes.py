@@ -22,7 +22,8 @@ import _common  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from jebm import plots, train  # noqa: E402
+from jebm import train  # noqa: E402
+from jebm.evaluation import plots  # noqa: E402
 
 
 def main():

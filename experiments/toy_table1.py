@@ -22,7 +22,8 @@ import time
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parent))
 import _common  # noqa: E402
 
-from jebm import multiseed, plots  # noqa: E402
+from jebm import multiseed  # noqa: E402
+from jebm.evaluation import plots  # noqa: E402
 
 # (key, label, config spec, paper KS (mean, std), paper KL (mean, std)) — Table 1 of the paper.
 ROWS = [

@@ -1,4 +1,4 @@
-"""Tests for jebm.metrics."""
+"""Tests for jebm.evaluation.metrics."""
 
 import math
 
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import scipy.special
 
-from jebm import metrics
+from jebm.evaluation import metrics
 from jebm.data import toy
 
 

@@ -1,4 +1,4 @@
-"""Tests for jebm.plots."""
+"""Tests for jebm.evaluation.plots."""
 
 import os
 
@@ -6,7 +6,7 @@ import matplotlib.image
 import numpy as np
 import pytest
 
-from jebm import metrics, plots
+from jebm.evaluation import metrics, plots
 from jebm.data import toy
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

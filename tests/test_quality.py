@@ -1,4 +1,4 @@
-"""Tests for jebm.quality: FID/KID/entropy/confidence and the cached classifier.
+"""Tests for jebm.evaluation.quality: FID/KID/entropy/confidence and the cached classifier.
 
 No real MNIST here: the classifier is trained for a few dozen steps on
 synthetic 28x28 "bar" digits (10 classes: 5 horizontal and 5 vertical bar
@@ -15,7 +15,7 @@ import jax
 import numpy as np
 import pytest
 
-from jebm import quality
+from jebm.evaluation import quality
 from jebm.data.mnist import MnistData
 
 # Few steps on tiny data: 320 images, batch 32, 3 epochs = 30 steps.
@@ -299,7 +299,7 @@ def test_cache_is_used_deterministic_and_recovers_from_corruption(
     monkeypatch.setattr(quality, "train_classifier", counting_train)
     weights = tmp_path / f"classifier-{info1['key']}.msgpack"
     weights.write_bytes(b"\x00garbage" + weights.read_bytes()[:50])
-    with caplog.at_level(logging.WARNING, logger="jebm.quality"):
+    with caplog.at_level(logging.WARNING, logger="jebm.evaluation.quality"):
         params3, accuracy3, info3 = quality.load_or_train_classifier(data, tmp_path, **HPARAMS)
     assert calls == [1]
     assert info3["cached"] is False and info3["cache_problem"]
@@ -327,7 +327,7 @@ def test_damaged_cache_entry_is_rejected(data, trained, tmp_path, damage, monkey
         meta.write_text(meta.read_text()[:20])
     else:
         weights.unlink()
-    with caplog.at_level(logging.WARNING, logger="jebm.quality"):
+    with caplog.at_level(logging.WARNING, logger="jebm.evaluation.quality"):
         _, _, info2 = quality.load_or_train_classifier(data, tmp_path, **HPARAMS)
     assert info2["cached"] is False and info2["cache_problem"]
     assert any(r.levelno == logging.WARNING for r in caplog.records)

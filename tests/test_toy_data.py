@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy.stats import multivariate_normal
 
-from jebm import metrics
+from jebm.evaluation import metrics
 from jebm.data import toy
 
 N_MOMENTS = 100_000

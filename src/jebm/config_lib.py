@@ -96,7 +96,7 @@ def base_config() -> config_dict.ConfigDict:
     c.eval.ks_repeats = 5
     c.eval.grid_size = 200
     c.eval.grid_lim = 1.6
-    # MNIST sample-quality score (jebm.quality).
+    # MNIST sample-quality score (jebm.evaluation.quality).
     c.eval.quality = True
     c.eval.quality_reference = 1000
 

@@ -9,7 +9,7 @@ Two families are provided:
   radii 0.5 and 1.2 (radial spread 0.08), equal weights.
 
 Both live essentially inside the evaluation square ``[-1.6, 1.6]^2`` used by
-:mod:`jebm.metrics` (the gmm8 modes reach 1 + 4 * 0.15 = 1.6, the outer ring
+:mod:`jebm.evaluation.metrics` (the gmm8 modes reach 1 + 4 * 0.15 = 1.6, the outer ring
 1.2 + 4 * 0.08 = 1.52).
 
 Every dataset offers the same interface:
@@ -19,7 +19,7 @@ Every dataset offers the same interface:
 * ``log_density(xy)``: the exact, normalised log-density at points of shape
   ``(..., 2)``. NumPy input is evaluated in float64 NumPy; jax input (including
   tracers) in jax, so it can be jitted and differentiated.
-* ``modes``: ``(k, 2)`` reference points for :func:`jebm.metrics.mode_fractions`.
+* ``modes``: ``(k, 2)`` reference points for :func:`jebm.evaluation.metrics.mode_fractions`.
 
 A trainer can either draw fresh points for every batch (call ``sample``) or
 fix a dataset of N points once (:func:`fixed_points`) and draw minibatches
@@ -253,7 +253,7 @@ class RingMixture:
     The density of a ring peaks on a whole circle, so there are no isolated
     modes; :attr:`modes` instead returns ``points_per_ring`` evenly spaced
     reference points on every ring (angles ``2*pi*j/points_per_ring``), which
-    makes :func:`jebm.metrics.mode_fractions` measure the balance between
+    makes :func:`jebm.evaluation.metrics.mode_fractions` measure the balance between
     rings and angular sectors (expected fraction ``w_k / points_per_ring``
     per point, up to tail overlap).
 

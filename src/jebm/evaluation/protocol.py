@@ -23,7 +23,8 @@ import jax.numpy as jnp
 import numpy as np
 from ml_collections import config_dict
 
-from jebm import fileio, metrics, plots
+from jebm import fileio
+from jebm.evaluation import metrics, plots
 from jebm.data import pipeline
 from jebm.samplers import factory as sampler_factory
 from jebm.samplers.chain import run_chain
@@ -130,8 +131,8 @@ def evaluate_images(config, parts, params, workdir: Path) -> dict:
 
 
 def quality_scores(config, parts, images: np.ndarray) -> dict:
-    """The classifier-based sample-quality score of :mod:`jebm.quality`."""
-    from jebm import quality
+    """The classifier-based sample-quality score of :mod:`jebm.evaluation.quality`."""
+    from jebm.evaluation import quality
 
     data = parts.data.images
     clf_params, accuracy, info = quality.load_or_train_classifier(data)

@@ -5,7 +5,7 @@ and an output path, writes a PNG atomically (rendered to a temporary file in
 the same directory, then moved into place with ``os.replace``, so readers
 never see a half-written image), closes its figure and returns the path.
 
-Grid conventions follow :mod:`jebm.metrics`: ``xs``/``ys`` are cell centres
+Grid conventions follow :mod:`jebm.evaluation.metrics`: ``xs``/``ys`` are cell centres
 and ``values[i, j]`` belongs to the point ``(xs[j], ys[i])``, drawn with
 ``origin="lower"``.
 """
