@@ -216,3 +216,44 @@ def check_choice(name: str, value, valid) -> None:
     """Reject a name that is not among ``valid``, listing the valid names."""
     if value not in valid:
         raise ValueError(f"{name}={value!r} is not one of {sorted(valid)}")
+
+
+def check_bounds(bounds) -> tuple[float, float] | None:
+    """Validates an optional box ``(low, high)`` for the chains' coordinates.
+
+    Raises:
+      ValueError: unless ``bounds`` is None or two numbers with ``low < high``.
+    """
+    if bounds is None:
+        return None
+    try:
+        low, high = (float(b) for b in bounds)
+    except (TypeError, ValueError):
+        raise ValueError(f"bounds must be None or (low, high), got {bounds!r}") from None
+    if not low < high:
+        raise ValueError(f"bounds must have low < high, got {bounds!r}")
+    return low, high
+
+
+def clip_to_bounds(tree: PyTree, bounds) -> PyTree:
+    """Every coordinate clipped into ``bounds = (low, high)``; ``tree`` unchanged when ``bounds`` is None.
+
+    A projection: applied after a Langevin step it keeps the chains in the data's
+    box (IGEBM clips its samples to the image range the same way), but the chain
+    is then no longer a discretised Langevin diffusion of ``exp(-E/T)`` — mass
+    that would leave the box piles up on its faces.
+    """
+    if bounds is None:
+        return tree
+    low, high = bounds
+    return jax.tree_util.tree_map(lambda x: jnp.clip(x, low, high), tree)
+
+
+def in_bounds(tree: PyTree, bounds) -> Array:
+    """Per chain: True where every coordinate lies in ``[low, high]`` (all True without bounds)."""
+    leaves = jax.tree_util.tree_leaves(tree)
+    if bounds is None:
+        return jnp.ones((jnp.shape(leaves[0])[0],), bool)
+    low, high = bounds
+    inside = [jnp.all(jnp.reshape((x >= low) & (x <= high), (x.shape[0], -1)), axis=1) for x in leaves]
+    return jnp.logical_and.reduce(jnp.stack(inside), axis=0) if len(inside) > 1 else inside[0]
