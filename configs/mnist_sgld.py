@@ -92,6 +92,8 @@ def smoke(c):
     c.training.sample_every = 3
     c.eval.num_samples = 16
     c.eval.quality_reference = 16
+    c.eval.long_run_samples = 16
+    c.eval.long_run_curve = (10,)  # and long_run_steps = 20 from config_lib.smoke
 
 
 PRESETS = {"cpu": cpu, "pcd": pcd, "quadratic": quadratic, "smoke": smoke, "vanilla": vanilla}

@@ -96,7 +96,7 @@ def load_model(workdir: Path, config_spec: str | None):
     state, step = checkpoint.restore_latest(checkpoint.checkpoint_dir(workdir), target)
     if state is None:
         raise SystemExit(f"no checkpoint in {checkpoint.checkpoint_dir(workdir)}; train the model first")
-    return config, parts, state.params, step
+    return config, parts, state.eval_params, step
 
 
 def long_chains(config, parts, params, lengths, num_samples: int, seed: int):

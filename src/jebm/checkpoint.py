@@ -75,6 +75,10 @@ def restore(path: str | os.PathLike, target):
     except Exception as err:  # msgpack raises several unrelated types on garbage
         raise CheckpointError(f"checkpoint {path} is unreadable ({err}); delete it to fall back to an older one") from err
     template = serialization.to_state_dict(jax.device_get(target))
+    if isinstance(raw, dict) and isinstance(template, dict):
+        # Fields added to the state after a checkpoint was written, and unused by
+        # this config (None, e.g. ema_params with training.ema_decay=0), restore as None.
+        raw = {**{k: None for k, v in template.items() if v is None and k not in raw}, **raw}
     _check_shapes(template, raw, path, "")
     return serialization.from_state_dict(target, raw)
 

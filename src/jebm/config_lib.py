@@ -57,6 +57,10 @@ def base_config() -> config_dict.ConfigDict:
     c.sampler.momentum_init = "random"  # random: r ~ N(0, M) (Algorithm 3) | zero
     c.sampler.unroll = 1  # lax.scan unroll (speed only)
     c.sampler.chunk_size = 0  # chains per energy-and-gradient pass, 0 = all (speed only: 64 helps CNNs on CPUs)
+    # None, or (low, high): keep the chains in that box. SGLD/SGHMC project (clip) each new
+    # position into it, which changes their stationary law; MALA rejects moves that leave it
+    # (exact for exp(-E/T) restricted to the box). MNIST: the data range (-1, 1).
+    c.sampler.bounds = config_dict.placeholder(tuple)
 
     c.chain_init = config_dict.ConfigDict()
     c.chain_init.name = "uniform"  # uniform | gaussian
@@ -78,6 +82,7 @@ def base_config() -> config_dict.ConfigDict:
     c.optimizer.weight_decay = 0.0
     c.optimizer.schedule = "constant"  # constant | cosine (decays to final_lr_fraction)
     c.optimizer.final_lr_fraction = 0.0
+    c.optimizer.warmup_steps = 0  # linear warm-up of the learning rate from 0 over this many steps
 
     c.training = config_dict.ConfigDict()
     c.training.batch_size = 100
@@ -88,6 +93,9 @@ def base_config() -> config_dict.ConfigDict:
     c.training.keep_checkpoints = 3
     c.training.sample_every = 0  # MNIST: write a sample grid every N steps (0 = never)
     c.training.progress = True
+    # Exponential moving average of the parameters, θ̄ ← d·θ̄ + (1 − d)·θ after every step
+    # (0 = off). Training and its chains use θ; evaluation samples and scores with θ̄.
+    c.training.ema_decay = 0.0
 
     c.eval = config_dict.ConfigDict()
     c.eval.num_samples = 1000
@@ -99,6 +107,10 @@ def base_config() -> config_dict.ConfigDict:
     # MNIST sample-quality score (jebm.evaluation.quality).
     c.eval.quality = True
     c.eval.quality_reference = 1000
+    # MNIST long runs (the paper's Figure 5): long_run_samples fresh chains run for
+    # long_run_steps, scored at every length of long_run_curve up to it (0 = no long run).
+    c.eval.long_run_samples = 500
+    c.eval.long_run_curve = (100, 300, 1000, 3000)
 
     c.guard = config_dict.ConfigDict()
     c.guard.max_abs_energy = 1e8

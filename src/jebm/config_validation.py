@@ -129,6 +129,9 @@ def validate(config: config_dict.ConfigDict) -> None:
     c.choice("sampler.momentum_init", ("random", "zero"))
     c.integer("sampler.unroll", ge=1)
     c.integer("sampler.chunk_size", ge=0)
+    bounds = c.get("sampler.bounds")
+    if bounds is not None and not (len(bounds) == 2 and all(_is_number(b) for b in bounds) and bounds[0] < bounds[1]):
+        c.errors.append(f"sampler.bounds={bounds!r} must be None or (low, high) with low < high, e.g. (-1.0, 1.0)")
     # chains
     c.choice("chain_init.name", sampler_factory.CHAIN_INITS)
     c.number("chain_init.low")
@@ -148,6 +151,7 @@ def validate(config: config_dict.ConfigDict) -> None:
     c.number("optimizer.weight_decay", ge=0)
     c.choice("optimizer.schedule", optim.SCHEDULES)
     c.number("optimizer.final_lr_fraction", ge=0, le=1)
+    c.integer("optimizer.warmup_steps", ge=0)
     # training
     c.integer("training.batch_size", ge=1)
     c.integer("training.num_epochs", ge=1)
@@ -157,6 +161,9 @@ def validate(config: config_dict.ConfigDict) -> None:
     c.integer("training.keep_checkpoints", ge=1)
     c.integer("training.sample_every", ge=0)
     c.boolean("training.progress")
+    c.number("training.ema_decay", ge=0)
+    if _is_number(c.get("training.ema_decay")) and not c.get("training.ema_decay") < 1:
+        c.errors.append(f"training.ema_decay={c.get('training.ema_decay')!r} must be in [0, 1) (0 = off)")
     # evaluation
     c.integer("eval.num_samples", ge=2)
     c.integer("eval.sampler_steps", ge=1, allow_none=True)
@@ -166,6 +173,10 @@ def validate(config: config_dict.ConfigDict) -> None:
     c.number("eval.grid_lim", gt=0)
     c.boolean("eval.quality")
     c.integer("eval.quality_reference", ge=2)
+    c.integer("eval.long_run_samples", ge=0)
+    curve = c.get("eval.long_run_curve")
+    if curve is None or not all(_is_int(n) and n >= 1 for n in curve):
+        c.errors.append(f"eval.long_run_curve={curve!r} must be a tuple of chain lengths >= 1, e.g. (100, 1000)")
     # guard
     c.number("guard.max_abs_energy", gt=0)
     c.number("guard.max_grad_norm", gt=0)

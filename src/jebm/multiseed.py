@@ -57,7 +57,7 @@ def train_seeds(config, seeds, *, progress: bool = False):
             bar.update(1)
     if bar is not None:
         bar.close()
-    params = [jax.tree_util.tree_map(lambda x, i=i: x[i], state.params) for i in range(len(seeds))]
+    params = [jax.tree_util.tree_map(lambda x, i=i: x[i], state.eval_params) for i in range(len(seeds))]
     final = {k: np.asarray(v).tolist() for k, v in jax.device_get(metrics).items()}
     return configs, parts, params, {"train_time_s": time.time() - t0, "steps": total, "final_metrics": final,
                                     "diverged": diverged.tolist()}

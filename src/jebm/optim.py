@@ -36,14 +36,20 @@ def make_optimizer(name: str, learning_rate: float, weight_decay: float = 0.0, *
     return base
 
 
-def lr_multiplier(schedule: str, total_steps: int, final_fraction: float = 0.0):
+def lr_multiplier(schedule: str, total_steps: int, final_fraction: float = 0.0, warmup_steps: int = 0):
     """``multiplier(step)`` applied to the base learning rate.
 
     ``constant``: 1. ``cosine``: from 1 at step 0 down to ``final_fraction``
-    at ``total_steps`` along a half cosine.
+    at ``total_steps`` along a half cosine. ``warmup_steps > 0`` first ramps
+    the multiplier linearly from 0 at step 0 to 1 at ``warmup_steps``; the
+    schedule then runs over the remaining ``total_steps - warmup_steps``.
     """
     if schedule not in SCHEDULES:
         raise ValueError(f"optimizer.schedule={schedule!r} is not one of {sorted(SCHEDULES)}")
     if schedule == "constant":
-        return lambda step: jnp.ones((), jnp.float32)
-    return optax.cosine_decay_schedule(1.0, max(total_steps, 1), alpha=final_fraction)
+        after = lambda step: jnp.ones((), jnp.float32)  # noqa: E731
+    else:
+        after = optax.cosine_decay_schedule(1.0, max(total_steps - warmup_steps, 1), alpha=final_fraction)
+    if not warmup_steps:
+        return after
+    return optax.join_schedules([optax.linear_schedule(0.0, 1.0, warmup_steps), after], [warmup_steps])

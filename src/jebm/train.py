@@ -10,6 +10,7 @@ and writes the workdir contract described in the README.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import logging
 import math
@@ -25,6 +26,7 @@ from flax import struct
 from ml_collections import config_dict
 
 from jebm import checkpoint, evaluation, fileio, losses, optim, sharding
+from jebm.evaluation import diagnostics
 from jebm.data import pipeline
 from jebm.energies import make_energy
 from jebm.samplers import factory as sampler_factory
@@ -42,6 +44,8 @@ class TrainState(struct.PyTreeNode):
       bank: the persistent chains (``PersistentBank``) or ``None`` without PCD.
       rng: the run's base PRNG key (raw ``uint32[2]``); step ``s`` uses
         ``fold_in(rng, s)``, so resuming replays the same randomness.
+      ema_params: the exponential moving average θ̄ of the parameters
+        (``training.ema_decay > 0``), else ``None``.
     """
 
     step: jax.Array
@@ -49,6 +53,12 @@ class TrainState(struct.PyTreeNode):
     opt_state: Any
     bank: Any
     rng: jax.Array
+    ema_params: Any = None
+
+    @property
+    def eval_params(self):
+        """The parameters evaluation samples and scores with: θ̄ when kept, else θ."""
+        return self.params if self.ema_params is None else self.ema_params
 
 
 class DivergenceError(RuntimeError):
@@ -102,7 +112,7 @@ def build_parts(config: config_dict.ConfigDict) -> Parts:
     total_steps = data.steps_per_epoch * config.training.num_epochs
     if config.training.max_steps:
         total_steps = min(total_steps, config.training.max_steps)
-    multiplier = optim.lr_multiplier(o.schedule, total_steps, o.final_lr_fraction)
+    multiplier = optim.lr_multiplier(o.schedule, total_steps, o.final_lr_fraction, o.warmup_steps)
     # The base learning rate lives in the optimizer state (so a rollback can lower it);
     # the schedule multiplies the update after it.
     tx = optax.chain(
@@ -131,6 +141,7 @@ def create_train_state(config, parts: Parts) -> TrainState:
         opt_state=parts.tx.init(params),
         bank=bank,
         rng=rng,
+        ema_params=params if config.training.ema_decay else None,
     )
 
 
@@ -143,6 +154,10 @@ def make_train_step(config, parts: Parts, chain_sharding=None):
     persistent = config.chain_init.persistent
     reinit = config.chain_init.reinit_fraction
     model, n = parts.model, parts.num_chains
+    ema_decay = config.training.ema_decay
+    drift_noise = functools.partial(
+        diagnostics.drift_noise_ratio, step_size=scfg.step_size, temperature=scfg.temperature,
+        dim=math.prod(parts.data.example_shape), friction=scfg.friction if scfg.name == "sghmc" else None)
 
     def train_step(state: TrainState, batch: jax.Array):
         key = jax.random.fold_in(state.rng, state.step)
@@ -167,6 +182,9 @@ def make_train_step(config, parts: Parts, chain_sharding=None):
         updates, opt_state = parts.tx.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         bank = chain_init.bank_write(state.bank, idx, x_neg) if persistent else state.bank
+        ema_params = state.ema_params
+        if ema_decay:
+            ema_params = optax.incremental_update(params, ema_params, 1.0 - ema_decay)
         param_grad_norm = optax.tree.norm(grads)
         metrics = {
             "loss": loss,
@@ -174,13 +192,15 @@ def make_train_step(config, parts: Parts, chain_sharding=None):
             "energy_neg": jnp.mean(e_neg),
             "grad_norm": jnp.mean(summary.final.grad_norm),
             "grad_norm_run_mean": jnp.mean(summary.mean.grad_norm),
+            "drift_noise_ratio": drift_noise(jnp.mean(summary.mean.grad_norm)),
             "param_grad_norm": param_grad_norm,
             "learning_rate": learning_rate(state.opt_state, parts),
             # Guard inputs: the largest magnitudes seen, NaN-propagating.
             "max_abs_energy": jnp.maximum(jnp.max(jnp.abs(e_pos)), jnp.max(jnp.abs(e_neg))),
             "chains_finite": jnp.all(jnp.isfinite(x_neg)),
         }
-        new_state = state.replace(step=state.step + 1, params=params, opt_state=opt_state, bank=bank)
+        new_state = state.replace(step=state.step + 1, params=params, opt_state=opt_state, bank=bank,
+                                  ema_params=ema_params)
         return new_state, metrics
 
     return train_step
@@ -318,7 +338,7 @@ def train(config, workdir: str | os.PathLike) -> tuple[TrainState, Parts, dict]:
                 checkpoint.save(ckpt_dir, step, state, tc.keep_checkpoints)
                 last_saved = step
             if tc.sample_every and step % tc.sample_every == 0 and parts.data.images is not None:
-                evaluation.write_training_grid(config, parts, state.params, workdir, step)
+                evaluation.write_training_grid(config, parts, state.eval_params, workdir, step)
     finally:
         if bar is not None:
             bar.close()
@@ -381,7 +401,7 @@ def train_and_evaluate(config: config_dict.ConfigDict, workdir: str | os.PathLik
     t0 = time.time()
     state, parts, info = train(config, workdir)
     workdir = Path(workdir)
-    summary = evaluation.evaluate_and_write(config, parts, state.params, workdir, info["records"])
+    summary = evaluation.evaluate_and_write(config, parts, state.eval_params, workdir, info["records"])
     summary.update({k: v for k, v in info.items() if k != "records"})
     summary["wall_time_s"] = time.time() - t0
     summary["data"] = parts.data.description

@@ -37,6 +37,7 @@ __all__ = [
     "plot_grids_side_by_side",
     "plot_samples_over_density",
     "plot_toy_fit",
+    "plot_long_run",
     "plot_training_curves",
     "save_image_grid",
 ]
@@ -369,6 +370,46 @@ def save_image_grid(
     ))
 
 
+def plot_long_run(
+    path: str | os.PathLike,
+    curve: Sequence[Mapping[str, Any]],
+    panels: Sequence[tuple[str, Any]],
+) -> str:
+    """Scores of fresh chains against chain length, above their sample grids (Figure 5).
+
+    Args:
+      path: Output PNG path.
+      curve: one dict per length with ``steps`` and, where scored, ``fid``,
+        ``class_entropy`` and ``fraction_outside_range``.
+      panels: ``(title, images in [0, 1])`` grids, one per length.
+
+    Returns:
+      ``path`` as a string.
+    """
+    n = max(3, len(panels))
+    fig = plt.figure(figsize=(3.2 * n, 6.6), layout="constrained")
+    top, bottom = fig.subfigures(2, 1, height_ratios=[1.0, 1.1])
+    score_axes = top.subplots(1, 3)
+    steps = np.asarray([r["steps"] for r in curve], float)
+    for ax, (key, label) in zip(score_axes, [("fid", "FID (lower is better)"),
+                                             ("class_entropy", "class entropy (max log 10)"),
+                                             ("fraction_outside_range", "pixels outside data range")]):
+        values = np.asarray([r.get(key, np.nan) if r.get(key) is not None else np.nan for r in curve], float)
+        ax.plot(steps, values, "o-")
+        if key == "class_entropy":
+            ax.axhline(math.log(10), color="0.6", linestyle="--", linewidth=0.8)
+        ax.set_xscale("log")
+        ax.set_xlabel("chain length (steps)")
+        ax.set_title(label)
+    grid_axes = bottom.subplots(1, max(1, len(panels)), squeeze=False)[0]
+    for ax, (title, images) in zip(grid_axes, panels):
+        ax.imshow(image_grid(images, nrow=8), cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
+        ax.set_title(title)
+    for ax in grid_axes:
+        ax.set_axis_off()
+    return _save_figure(fig, path)
+
+
 def plot_grids_side_by_side(
     path: str | os.PathLike,
     panels: Sequence[tuple[str, Any]],
@@ -397,4 +438,44 @@ def plot_grids_side_by_side(
         ax.set_axis_off()
     if title:
         fig.suptitle(title)
+    return _save_figure(fig, path)
+
+
+def plot_ais_convergence(
+    path: str | os.PathLike,
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    exact: float | None = None,
+    upper: float | None = None,
+    title: str = "",
+) -> str:
+    """AIS's log Ẑ ± its standard error against the number of temperatures.
+
+    Args:
+      path: Output PNG path.
+      rows: ``[{"num_temps": K, "log_z": ..., "log_z_std": ...}, ...]`` as
+        :func:`jebm.evaluation.likelihood.ais_convergence` returns.
+      exact: The exact log Z (e.g. from quadrature), drawn as a horizontal line.
+      upper: A reverse-AIS upper bound, drawn as a dashed horizontal line.
+      title: Axes title.
+
+    Returns:
+      ``path`` as a string.
+    """
+    temps = np.asarray([r["num_temps"] for r in rows], dtype=np.float64)
+    log_z = np.asarray([r["log_z"] for r in rows], dtype=np.float64)
+    std = np.asarray([r["log_z_std"] for r in rows], dtype=np.float64)
+    fig, axes = _subplots(1, width=5.0, height=3.5)
+    ax = axes[0, 0]
+    ax.errorbar(temps, log_z, yerr=std, marker="o", capsize=3, label="AIS log Ẑ ± std")
+    if exact is not None:
+        ax.axhline(exact, color="black", linewidth=1.0, label="exact log Z")
+    if upper is not None:
+        ax.axhline(upper, color="tab:red", linestyle="--", linewidth=1.0, label="reverse-AIS upper bound")
+    ax.set_xscale("log")
+    ax.set_xlabel("number of temperatures K")
+    ax.set_ylabel("log Z (nats)")
+    if title:
+        ax.set_title(title)
+    ax.legend(fontsize="small")
     return _save_figure(fig, path)

@@ -14,8 +14,11 @@ fractions.
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import logging
+import math
+import time
 from pathlib import Path
 
 import jax
@@ -24,7 +27,7 @@ import numpy as np
 from ml_collections import config_dict
 
 from jebm import fileio
-from jebm.evaluation import metrics, plots
+from jebm.evaluation import diagnostics, metrics, plots
 from jebm.data import pipeline
 from jebm.samplers import factory as sampler_factory
 from jebm.samplers.chain import run_chain
@@ -114,20 +117,160 @@ def write_toy_outputs(workdir: Path, summary: dict, arrays: dict, records) -> No
         plots.plot_training_curves(workdir / "training_curves.png", records)
 
 
+def data_range(scale: str) -> tuple[float, float]:
+    """The box image data of ``dataset.scale`` lives in."""
+    return (-1.0, 1.0) if scale == "minus_one_one" else (0.0, 1.0)
+
+
+def range_report(images: np.ndarray, scale: str) -> dict:
+    """Where the samples' pixel values lie, before any clipping.
+
+    ``fraction_outside_range``: the share of pixel values outside the data's
+    range (a model whose samples leave it draws values no image has; scores
+    computed after clipping would flatter it).
+    """
+    low, high = data_range(scale)
+    x = np.asarray(images, np.float64)
+    finite = x[np.isfinite(x)]
+    return {
+        "fraction_outside_range": float(np.mean((finite < low) | (finite > high))) if finite.size else float("nan"),
+        "pixel_min": float(finite.min()) if finite.size else float("nan"),
+        "pixel_max": float(finite.max()) if finite.size else float("nan"),
+        "data_range": [low, high],
+    }
+
+
 def evaluate_images(config, parts, params, workdir: Path) -> dict:
-    """MNIST: fresh-chain samples, grids and (optionally) the sample-quality score."""
+    """MNIST: fresh-chain samples, grids, the quality score and the long run.
+
+    Scores are computed on the samples exactly as written to ``samples.npy``
+    (``range_report`` says how many pixel values lie outside the data range;
+    the classifier clips them).
+    """
     ec = config.eval
     steps = ec.sampler_steps or config.sampler.num_steps
     samples = fresh_samples(config, parts, params, _eval_key(config), ec.num_samples, steps)
-    images = samples[..., 0]
-    fileio.save_npy(workdir / "samples.npy", images.astype(np.float32))
+    images = samples[..., 0].astype(np.float32)
+    fileio.save_npy(workdir / "samples.npy", images)
     unit = np.clip(pipeline.to_unit_range(images, config.dataset.scale), 0.0, 1.0)
     plots.save_image_grid(workdir / "samples.png", unit[:100], nrow=10, scale=2)
     summary = {"n_samples": ec.num_samples, "sampler_steps": steps,
-               "samples_finite": bool(np.all(np.isfinite(images)))}
+               "samples_finite": bool(np.all(np.isfinite(images))), **range_report(images, config.dataset.scale)}
     if ec.quality and summary["samples_finite"]:
         summary["quality"] = quality_scores(config, parts, images)
+    if ec.long_run_samples:
+        summary["long_run"] = evaluate_long_run(config, parts, params, workdir)
     return summary
+
+
+def long_run_lengths(config) -> list[int]:
+    """The chain lengths the long run is scored at: ``eval.long_run_curve`` up to ``long_run_steps``."""
+    ec = config.eval
+    return sorted({n for n in ec.long_run_curve if n < ec.long_run_steps} | {ec.long_run_steps})
+
+
+def long_chains(config, parts, params, lengths, num_samples: int, rng_key, *, energy_every: int = 0):
+    """One set of fresh chains run to ``max(lengths)``, snapshotted after each length.
+
+    The same chains age from one length to the next (the paper's Figure 5), so the
+    whole curve costs its longest length. The sampler program is one compiled
+    segment of ``gcd`` steps, reused throughout.
+
+    Args:
+      config: the run's config (its ``sampler`` and ``chain_init`` blocks are used).
+      parts: ``train.build_parts(config)``.
+      params: the energy's parameters.
+      lengths: increasing step counts.
+      num_samples: number of chains.
+      rng_key: the chains' randomness.
+      energy_every: > 0 also records every chain's energy each ``energy_every``
+        steps (a multiple of the segment length is used), for ESS and R̂.
+
+    Returns:
+      ``(snapshots, seconds, trace)``: ``{length: positions}``, ``{length:
+      seconds to reach it}``, and ``trace`` with ``energy`` ``(num_samples,
+      num_records)``, ``steps`` and the run-mean ``grad_norm`` per record.
+    """
+    scfg = config.sampler
+    chunk = functools.reduce(math.gcd, [lengths[0]] + [b - a for a, b in itertools.pairwise(lengths)])
+    if energy_every:
+        chunk = math.gcd(chunk, energy_every)
+    k_init, k_mom, k_run = jax.random.split(rng_key, 3)
+
+    def algorithm(p):
+        return sampler_factory.make_sampler(scfg, lambda x: parts.model.apply(p, x))
+
+    @jax.jit
+    def init(p):
+        return algorithm(p).init(parts.noise_fn(k_init, num_samples), k_mom if scfg.momentum_init == "random" else None)
+
+    @jax.jit
+    def segment(p, state, index):
+        state, summary = run_chain(jax.random.fold_in(k_run, index), algorithm(p), state, chunk, unroll=scfg.unroll)
+        return state, summary.final.energy, summary.mean.grad_norm
+
+    state = init(params)
+    done, index, t0 = 0, 0, time.time()
+    snapshots, seconds = {}, {}
+    energies, record_steps, grad_norms = [], [], []
+    for length in lengths:
+        while done < length:
+            state, energy, grad_norm = segment(params, state, index)
+            done += chunk
+            index += 1
+            if energy_every and done % energy_every == 0:
+                energies.append(np.asarray(energy))
+                record_steps.append(done)
+                grad_norms.append(float(np.mean(grad_norm)))
+        snapshots[length], seconds[length] = np.asarray(state.position), time.time() - t0
+        logging.info("long run: %d steps after %.0f s", length, seconds[length])
+    trace = {"energy": np.stack(energies, axis=1) if energies else np.zeros((num_samples, 0)),
+             "steps": record_steps, "grad_norm": grad_norms}
+    return snapshots, seconds, trace
+
+
+def chain_diagnostics(config, trace: dict, dim: int) -> dict:
+    """ESS and R̂ of the chains' energies over the second half of a long run, and the drift/noise ratio."""
+    energy = trace["energy"]
+    out = {}
+    half = energy[:, energy.shape[1] // 2:]
+    if half.shape[1] >= 4 and np.all(np.isfinite(half)):
+        out["energy_diagnostics"] = diagnostics.summarize(half)
+        out["energy_diagnostics"]["draws_per_chain"] = int(half.shape[1])
+        out["energy_diagnostics"]["record_every"] = int(trace["steps"][0]) if trace["steps"] else None
+    s = config.sampler
+    if trace["grad_norm"]:
+        out["drift_noise_ratio"] = float(diagnostics.drift_noise_ratio(
+            float(np.mean(trace["grad_norm"])), step_size=s.step_size, temperature=s.temperature, dim=dim,
+            friction=s.friction if s.name == "sghmc" else None))
+    return out
+
+
+def evaluate_long_run(config, parts, params, workdir: Path) -> dict:
+    """Fresh chains for ``eval.long_run_steps``: ``samples_long.npy``, ``long_run.png`` and the scores per length."""
+    ec = config.eval
+    lengths = long_run_lengths(config)
+    key = jax.random.fold_in(_eval_key(config), 0x10C6)
+    snapshots, seconds, trace = long_chains(config, parts, params, lengths, ec.long_run_samples, key,
+                                            energy_every=max(1, ec.long_run_steps // 100))
+    final = snapshots[lengths[-1]][..., 0].astype(np.float32)
+    fileio.save_npy(workdir / "samples_long.npy", final)
+    curve = []
+    for length in lengths:
+        images = snapshots[length][..., 0]
+        row = {"steps": length, "seconds": seconds[length], "finite": bool(np.all(np.isfinite(images))),
+               **range_report(images, config.dataset.scale)}
+        if ec.quality and row["finite"]:
+            q = quality_scores(config, parts, images)
+            row.update(fid=q["fid"], kid_mean=q["kid_mean"], class_entropy=q["class_entropy"],
+                       mean_confidence=q["mean_confidence"], class_histogram=q["class_histogram"])
+        curve.append(row)
+    grids = [(f"{n:,} steps", np.clip(pipeline.to_unit_range(snapshots[n][:64, ..., 0], config.dataset.scale), 0.0, 1.0))
+             for n in lengths]
+    plots.plot_long_run(workdir / "long_run.png", curve, grids)
+    out = {"n_samples": ec.long_run_samples, "steps": ec.long_run_steps, "curve": curve}
+    out.update(chain_diagnostics(config, trace, math.prod(parts.data.example_shape)))
+    return out
 
 
 def quality_scores(config, parts, images: np.ndarray) -> dict:

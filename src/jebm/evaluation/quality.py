@@ -823,9 +823,18 @@ def sample_quality(
       ``kid_subset_size`` (after clipping to the set sizes),
       ``kid_num_subsets``, ``class_entropy`` (nats), ``class_entropy_max``
       (log 10), ``class_histogram`` (list of 10 counts), ``mean_confidence``,
-      ``n_samples``, ``n_reference``, ``n_nonfinite_samples``, ``feature``
-      and ``note`` (the sample-size caveat).
+      ``n_samples``, ``n_reference``, ``n_nonfinite_samples``,
+      ``fraction_outside_range`` (the share of finite pixel values outside
+      the data range, measured before the clipping), ``feature`` and ``note``
+      (the sample-size caveat).
     """
+    raw = np.asarray(samples)
+    low, high = (0.0, 1.0) if raw.dtype == np.uint8 or scale == "zero_one" else (-1.0, 1.0)
+    if raw.dtype == np.uint8:
+        outside = 0.0
+    else:
+        finite = raw[np.isfinite(raw)]
+        outside = float(np.mean((finite < low) | (finite > high))) if finite.size else float("nan")
     x, n_nonfinite = to_unit_interval(samples, scale, "samples")
     r, _ = to_unit_interval(reference_images, scale, "reference_images")
     if len(x) < 2 or len(r) < 2:
@@ -852,6 +861,7 @@ def sample_quality(
         "n_samples": len(x),
         "n_reference": len(r),
         "n_nonfinite_samples": n_nonfinite,
+        "fraction_outside_range": outside,
         "feature": FEATURE_DESCRIPTION,
         "note": BIAS_NOTE,
     }

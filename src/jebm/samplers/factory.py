@@ -35,10 +35,11 @@ def make_sampler(cfg, energy_fn: EnergyFn) -> SamplingAlgorithm:
     chunk_size = cfg.get("chunk_size", 0)
     if chunk_size:
         energy_fn = base.chunked(energy_fn, chunk_size)
+    bounds = cfg.get("bounds")
     if cfg.name == "sgld":
-        return sgld_api(energy_fn, cfg.step_size, temperature=cfg.temperature)
+        return sgld_api(energy_fn, cfg.step_size, temperature=cfg.temperature, bounds=bounds)
     if cfg.name == "mala":
-        return mala_api(energy_fn, cfg.step_size, temperature=cfg.temperature)
+        return mala_api(energy_fn, cfg.step_size, temperature=cfg.temperature, bounds=bounds)
     return sghmc_api(
         energy_fn,
         cfg.step_size,
@@ -46,6 +47,7 @@ def make_sampler(cfg, energy_fn: EnergyFn) -> SamplingAlgorithm:
         mass=effective_mass(cfg.mass, cfg.mass_convention),
         integrator=cfg.integrator,
         temperature=cfg.temperature,
+        bounds=bounds,
     )
 
 

@@ -14,6 +14,13 @@ correction, so its stationary law is biased at finite η: on a quadratic
 energy with curvature λ the stationary variance is ``T / (λ (1 - ηλ/2))``
 instead of ``T / λ``, and the chain diverges for ``ηλ ≥ 2``. Use
 :mod:`jebm.samplers.mala` where exactness matters.
+
+``bounds=(low, high)`` projects every new position into the box,
+``x_l = clip(x_{l-1} - η∇E + √(2ηT) w, low, high)``, before its energy is
+evaluated (IGEBM clips its image samples to the data range the same way). The
+projection keeps samples in the data's range but changes the stationary law:
+mass that would leave the box collects on its faces instead of following
+``exp(-E/T)`` restricted to the box (MALA's rejection of such moves is exact).
 """
 
 from __future__ import annotations
@@ -48,8 +55,14 @@ def init(position: base.PyTree, energy_fn: base.EnergyFn) -> State:
     return State(position, energy, grad)
 
 
-def build_kernel():
-    """Returns the SGLD kernel ``kernel(rng_key, state, energy_fn, step_size, temperature=1.0)``."""
+def build_kernel(bounds=None):
+    """Returns the SGLD kernel ``kernel(rng_key, state, energy_fn, step_size, temperature=1.0)``.
+
+    Args:
+      bounds: ``None`` or ``(low, high)``: project each new position into the box
+        (see the module docstring; not exact).
+    """
+    bounds = base.check_bounds(bounds)
 
     def kernel(rng_key, state: State, energy_fn: base.EnergyFn, step_size, temperature=1.0):
         noise = base.normal_like(rng_key, state.position)
@@ -60,19 +73,21 @@ def build_kernel():
             state.energy_grad,
             noise,
         )
-        new_state = init(position, energy_fn)
+        new_state = init(base.clip_to_bounds(position, bounds), energy_fn)
         return new_state, Info(new_state.energy, base.per_chain_norm(new_state.energy_grad))
 
     return kernel
 
 
-def as_top_level_api(energy_fn: base.EnergyFn, step_size, *, temperature=1.0) -> base.SamplingAlgorithm:
+def as_top_level_api(energy_fn: base.EnergyFn, step_size, *, temperature=1.0, bounds=None) -> base.SamplingAlgorithm:
     """SGLD bound to an energy: ``jebm.samplers.sgld``.
 
     Args:
       energy_fn: ``position -> energies`` of shape ``(n_chains,)``.
       step_size: η > 0.
       temperature: T > 0; the target is ``exp(-E/T)``.
+      bounds: ``None`` or ``(low, high)``: keep the chains in that box by
+        projection (not exact; see the module docstring).
 
     Returns:
       ``SamplingAlgorithm(init, step)``; ``init(position, rng_key=None)``
@@ -80,11 +95,12 @@ def as_top_level_api(energy_fn: base.EnergyFn, step_size, *, temperature=1.0) ->
     """
     base.check_positive("step_size", step_size)
     base.check_positive("temperature", temperature)
-    kernel = build_kernel()
+    kernel = build_kernel(bounds)
+    bounds = base.check_bounds(bounds)
 
     def init_fn(position, rng_key=None):
         del rng_key
-        return init(position, energy_fn)
+        return init(base.clip_to_bounds(position, bounds), energy_fn)
 
     def step_fn(rng_key, state):
         return kernel(rng_key, state, energy_fn, step_size, temperature)
