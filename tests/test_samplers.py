@@ -327,7 +327,7 @@ def test_energy_shape_is_checked():
         (lambda: samplers.sghmc(gaussian_energy, 0.1, friction=0.0), "friction must be > 0"),
         (lambda: samplers.sghmc(gaussian_energy, 0.1, friction=1.0, mass=0.0), "mass must be > 0"),
         (lambda: samplers.sghmc(gaussian_energy, 0.1, friction=1.0, integrator="leapfrog"),
-         r"integrator='leapfrog' is not one of \['explicit_euler', 'symplectic_euler'\]"),
+         r"integrator='leapfrog' is not one of \['baoab', 'explicit_euler', 'symplectic_euler'\]"),
         (lambda: samplers.mala(gaussian_energy, -0.1), "step_size must be > 0"),
     ],
 )

@@ -111,6 +111,16 @@ def base_config() -> config_dict.ConfigDict:
     # long_run_steps, scored at every length of long_run_curve up to it (0 = no long run).
     c.eval.long_run_samples = 500
     c.eval.long_run_curve = (100, 300, 1000, 3000)
+    # Likelihood (jebm.evaluation.likelihood). The model is read as a density on a box:
+    # the toy's [-likelihood_lim, likelihood_lim]², MNIST's data range [-1, 1]^784.
+    # AIS: ais_chains chains, ais_temps temperatures (0 = no AIS), MALA transitions
+    # restricted to the box; log Ẑ is also computed at each K of ais_curve below
+    # ais_temps for ais_convergence.png.
+    c.eval.ais_temps = 1000
+    c.eval.ais_chains = 256
+    c.eval.ais_curve = (10, 100)
+    c.eval.likelihood_lim = 2.0  # toy: the box (the paper's author's chains start in U(-2, 2)²)
+    c.eval.likelihood_grid = 200  # toy: quadrature cells per side (checked against twice as many)
 
     c.guard = config_dict.ConfigDict()
     c.guard.max_abs_energy = 1e8
@@ -169,3 +179,7 @@ def smoke(config: config_dict.ConfigDict) -> None:
     config.eval.ks_repeats = 2
     config.eval.grid_size = 24
     config.eval.quality_reference = 64
+    config.eval.ais_temps = 20
+    config.eval.ais_chains = 16
+    config.eval.ais_curve = (5,)
+    config.eval.likelihood_grid = 64

@@ -174,6 +174,13 @@ def validate(config: config_dict.ConfigDict) -> None:
     c.boolean("eval.quality")
     c.integer("eval.quality_reference", ge=2)
     c.integer("eval.long_run_samples", ge=0)
+    c.integer("eval.ais_temps", ge=0)
+    c.integer("eval.ais_chains", ge=2)
+    ais_curve = c.get("eval.ais_curve")
+    if ais_curve is None or not all(_is_int(n) and n >= 1 for n in ais_curve):
+        c.errors.append(f"eval.ais_curve={ais_curve!r} must be a tuple of temperature counts >= 1, e.g. (10, 100)")
+    c.number("eval.likelihood_lim", gt=0)
+    c.integer("eval.likelihood_grid", ge=4)
     curve = c.get("eval.long_run_curve")
     if curve is None or not all(_is_int(n) and n >= 1 for n in curve):
         c.errors.append(f"eval.long_run_curve={curve!r} must be a tuple of chain lengths >= 1, e.g. (100, 1000)")

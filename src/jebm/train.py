@@ -21,6 +21,7 @@ from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from flax import struct
 from ml_collections import config_dict
@@ -59,6 +60,45 @@ class TrainState(struct.PyTreeNode):
     def eval_params(self):
         """The parameters evaluation samples and scores with: θ̄ when kept, else θ."""
         return self.params if self.ema_params is None else self.ema_params
+
+
+# The two failure regimes of a Langevin sampler, by the per-step ratio of its drift
+# η‖∇ₓE‖ to its noise √(2ηT·d) (diagnostics.drift_noise_ratio); see drift_noise_summary.
+RANDOM_WALK_BELOW = 0.01
+DESCENT_ABOVE = 10.0
+
+
+def drift_noise_summary(records, num_steps: int) -> dict:
+    """The training run's drift/noise ratio and the regime it sat in, warning once if it is a failure regime.
+
+    Below ``RANDOM_WALK_BELOW`` the gradient moves a chain less in its whole run of L
+    steps than the noise does in a few steps (L·r < √L·1 needs r < 1/√L, and
+    0.01 ≤ 1/√L for every L ≤ 10,000): the sampler is a random walk that ignores
+    the energy. Above ``DESCENT_ABOVE`` the noise is a tenth of the drift: the
+    sampler is gradient descent and draws the energy's minima, not its Gibbs law.
+    "Most of training" means more than half of the logged steps.
+    """
+    ratios = np.asarray([r["drift_noise_ratio"] for r in records if "drift_noise_ratio" in r], float)
+    ratios = ratios[np.isfinite(ratios)]
+    if ratios.size == 0:
+        return {}
+    low, high = float(np.mean(ratios < RANDOM_WALK_BELOW)), float(np.mean(ratios > DESCENT_ABOVE))
+    regime = "random_walk" if low > 0.5 else "gradient_descent" if high > 0.5 else "balanced"
+    if regime == "random_walk":
+        logging.warning(
+            "The sampler's drift/noise ratio η‖∇ₓE‖/√(2ηT·d) was below %g for %.0f%% of the logged steps "
+            "(median %.3g): the chains are a random walk that ignores the energy. Raise sampler.step_size (η) "
+            "or sampler.num_steps (L), or lower sampler.temperature (T).", RANDOM_WALK_BELOW, 100 * low,
+            float(np.median(ratios)))
+    elif regime == "gradient_descent":
+        logging.warning(
+            "The sampler's drift/noise ratio η‖∇ₓE‖/√(2ηT·d) was above %g for %.0f%% of the logged steps "
+            "(median %.3g): the noise is negligible and the sampler is gradient descent. Lower sampler.step_size "
+            "(η) or raise sampler.temperature (T).", DESCENT_ABOVE, 100 * high, float(np.median(ratios)))
+    return {"mean": float(ratios.mean()), "median": float(np.median(ratios)), "min": float(ratios.min()),
+            "max": float(ratios.max()), "fraction_below": low, "fraction_above": high,
+            "random_walk_below": RANDOM_WALK_BELOW, "descent_above": DESCENT_ABOVE, "regime": regime,
+            "num_steps": num_steps}
 
 
 class DivergenceError(RuntimeError):
@@ -141,7 +181,9 @@ def create_train_state(config, parts: Parts) -> TrainState:
         opt_state=parts.tx.init(params),
         bank=bank,
         rng=rng,
-        ema_params=params if config.training.ema_decay else None,
+        # A copy, not the same buffers: the jitted step donates the state, and XLA
+        # refuses to donate one buffer twice.
+        ema_params=jax.tree_util.tree_map(jnp.copy, params) if config.training.ema_decay else None,
     )
 
 
@@ -403,6 +445,7 @@ def train_and_evaluate(config: config_dict.ConfigDict, workdir: str | os.PathLik
     workdir = Path(workdir)
     summary = evaluation.evaluate_and_write(config, parts, state.eval_params, workdir, info["records"])
     summary.update({k: v for k, v in info.items() if k != "records"})
+    summary["drift_noise"] = drift_noise_summary(info["records"], config.sampler.num_steps)
     summary["wall_time_s"] = time.time() - t0
     summary["data"] = parts.data.description
     fileio.write_json(workdir / "summary.json", summary)

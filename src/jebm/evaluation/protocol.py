@@ -27,8 +27,8 @@ import numpy as np
 from ml_collections import config_dict
 
 from jebm import fileio
-from jebm.evaluation import diagnostics, metrics, plots
-from jebm.data import pipeline
+from jebm.evaluation import diagnostics, likelihood, metrics, plots
+from jebm.data import mnist, pipeline
 from jebm.samplers import factory as sampler_factory
 from jebm.samplers.chain import run_chain
 
@@ -101,7 +101,79 @@ def evaluate_toy(config, parts, params) -> tuple[dict, dict]:
         "mode_fractions_long": metrics.mode_fractions(samples_long, dist.modes).tolist() if np.all(np.isfinite(samples_long)) else None,
     }
     arrays = {"samples": samples, "samples_long": samples_long, "xs": xs, "ys": ys, "energy": energy, "log_p": log_p}
+    if np.all(np.isfinite(energy)):
+        summary.update(toy_likelihood(config, parts, params, true_draws[0], jax.random.fold_in(key, 0x11)))
+    # Chain diagnostics from a separate set of fresh chains (the samples above keep their keys).
+    _, _, trace = long_chains(config, parts, params, [ec.long_run_steps], TOY_DIAGNOSTIC_CHAINS,
+                              jax.random.fold_in(key, 0xD1A6), energy_every=max(1, ec.long_run_steps // 100))
+    summary["long_run_diagnostics"] = chain_diagnostics(config, trace, 2)
     return summary, arrays
+
+
+TOY_DIAGNOSTIC_CHAINS = 200
+
+
+def _ais_runs(config, energy_fn, example_shape, box: float, rng_key) -> tuple[likelihood.AISResult, list[dict]]:
+    """AIS at ``eval.ais_temps`` and at each smaller K of ``eval.ais_curve`` (the convergence rows)."""
+    ec, s = config.eval, config.sampler
+    kwargs = dict(num_chains=ec.ais_chains, base="uniform", base_scale=box, kernel="mala",
+                  temperature=s.temperature, chunk_size=s.get("chunk_size", 0))
+    rows, result = [], None
+    for k in sorted({n for n in ec.ais_curve if n < ec.ais_temps} | {ec.ais_temps}):
+        result = likelihood.ais(jax.random.fold_in(rng_key, k), energy_fn, example_shape, num_temps=k, **kwargs)
+        rows.append({"num_temps": k, "log_z": result.log_z, "log_z_std": result.log_z_std, "ess": result.ess})
+    return result, rows
+
+
+def toy_likelihood(config, parts, params, held_out: np.ndarray, rng_key) -> dict:
+    """The toy model's held-out NLL on the box [−lim, lim]²: exact (quadrature) and by AIS, with reverse AIS.
+
+    ``nll_exact = mean E(x)/T + log Z`` with ``log Z`` by quadrature; ``nll_ais`` the
+    same with AIS's ``log Ẑ`` (a stochastic lower bound on log Z, so an optimistic
+    NLL); ``log_z_upper`` reverse AIS's stochastic upper bound from exact samples of
+    the grid-discretised model. A quadrature that does not converge (a grid too
+    coarse for the energy) is reported as ``likelihood.error`` instead of ``nll_exact``.
+    ``likelihood.edge_mass`` is the model's probability in the outermost ring of
+    cells: large means the box, not the energy, confines the model.
+    """
+    ec, T = config.eval, config.sampler.temperature
+    energy_fn = jax.jit(lambda x: parts.model.apply(params, x))
+    held_out = held_out[np.all(np.abs(held_out) <= ec.likelihood_lim, axis=1)]
+    mean_energy = float(np.mean(np.asarray(energy_fn(jnp.asarray(held_out, jnp.float32)), np.float64)))
+    out = {"likelihood": {"box": [-ec.likelihood_lim, ec.likelihood_lim], "n_held_out": int(len(held_out))}}
+    lk = out["likelihood"]
+    try:
+        log_z = likelihood.log_partition_grid(energy_fn, lim=ec.likelihood_lim, size=ec.likelihood_grid,
+                                              temperature=T, on_box=True)
+        lk["log_z_exact"] = log_z
+        out["nll_exact"] = mean_energy / T + log_z
+        _, _, log_p = likelihood.grid_log_density(energy_fn, lim=ec.likelihood_lim, size=ec.likelihood_grid, temperature=T)
+        log_p = np.asarray(log_p)
+        ring = np.ones_like(log_p, dtype=bool)
+        ring[1:-1, 1:-1] = False
+        lk["edge_mass"] = float(np.exp(log_p[ring]).sum() / np.exp(log_p).sum())
+    except ValueError as err:
+        log_z = None
+        lk["error"] = str(err)
+        logging.warning("toy likelihood: %s", err)
+    if ec.ais_temps:
+        k_fwd, k_grid, k_rev = jax.random.split(rng_key, 3)
+        result, rows = _ais_runs(config, energy_fn, (2,), ec.likelihood_lim, k_fwd)
+        exact = likelihood.grid_samples(k_grid, energy_fn, lim=ec.likelihood_lim, size=2 * ec.likelihood_grid,
+                                        num_samples=ec.ais_chains, temperature=T)
+        reverse = likelihood.reverse_ais(k_rev, energy_fn, exact, num_temps=ec.ais_temps, base="uniform",
+                                         base_scale=ec.likelihood_lim, kernel="mala", temperature=T,
+                                         step_sizes=result.step_sizes)
+        out["nll_ais"] = mean_energy / T + result.log_z
+        lk.update(log_z_ais=result.log_z, log_z_ais_std=result.log_z_std, ais_ess=result.ess,
+                  ais_temps=ec.ais_temps, ais_chains=ec.ais_chains, log_z_upper=reverse.log_z,
+                  log_z_upper_std=reverse.log_z_std, ais_convergence=rows)
+    return out
+
+
+def write_ais_convergence(workdir: Path, rows, *, exact=None, upper=None, title="") -> None:
+    if rows:
+        plots.plot_ais_convergence(workdir / "ais_convergence.png", rows, exact=exact, upper=upper, title=title)
 
 
 def write_toy_outputs(workdir: Path, summary: dict, arrays: dict, records) -> None:
@@ -115,6 +187,9 @@ def write_toy_outputs(workdir: Path, summary: dict, arrays: dict, records) -> No
                        arrays["samples_long"], title=f"long run ({summary['long_run_steps']} steps): KS {summary['ks_long']:.3f}")
     if records:
         plots.plot_training_curves(workdir / "training_curves.png", records)
+    lk = summary.get("likelihood", {})
+    write_ais_convergence(workdir, lk.get("ais_convergence"), exact=lk.get("log_z_exact"), upper=lk.get("log_z_upper"),
+                          title="toy: AIS log Ẑ against the number of temperatures")
 
 
 def data_range(scale: str) -> tuple[float, float]:
@@ -158,9 +233,48 @@ def evaluate_images(config, parts, params, workdir: Path) -> dict:
                "samples_finite": bool(np.all(np.isfinite(images))), **range_report(images, config.dataset.scale)}
     if ec.quality and summary["samples_finite"]:
         summary["quality"] = quality_scores(config, parts, images)
+    if ec.ais_temps:
+        summary["ais"] = image_likelihood(config, parts, params, jax.random.fold_in(_eval_key(config), 0xA15))
+        write_ais_convergence(workdir, summary["ais"]["convergence"], title="MNIST: AIS log Ẑ against the number of temperatures")
     if ec.long_run_samples:
         summary["long_run"] = evaluate_long_run(config, parts, params, workdir)
     return summary
+
+
+def image_likelihood(config, parts, params, rng_key) -> dict:
+    """AIS test-set log-likelihood of an image model, as a density on the data range.
+
+    The model is ``p(y) = exp(−E(y)/T)/Z`` on the box of the data's scale
+    (``[−1, 1]^d`` or ``[0, 1]^d``), ``Z`` by AIS from the uniform density on that
+    box with MALA restricted to it. ``log_likelihood_nats`` is the mean over
+    ``eval.quality_reference`` held-out images of ``−E(y)/T − log Ẑ`` (continuous
+    density, nats per image). ``bits_per_dim`` converts it to the 256 pixel
+    levels by the density at the stored pixel value times the volume of one
+    level's cell (width 1/255 of the range per pixel, no dequantisation noise):
+    ``−(log p(y) + d·log(w/255)) / (d·ln 2)`` with ``w`` the range's width.
+    AIS's ``log Ẑ`` is a stochastic lower bound on ``log Z``, so these
+    likelihoods are stochastic *upper* bounds: compare them with ``log_z_std``
+    and the ESS in view.
+    """
+    ec, T = config.eval, config.sampler.temperature
+    low, high = data_range(config.dataset.scale)
+    if (low, high) != (-1.0, 1.0) and (low, high) != (0.0, 1.0):
+        raise ValueError(f"dataset.scale={config.dataset.scale!r} has no likelihood box")
+    center = 0.5 * (low + high)
+    width = high - low
+    energy_fn = lambda y: parts.model.apply(params, y + center)  # noqa: E731  (AIS's box is centred at 0)
+    result, rows = _ais_runs(config, energy_fn, parts.data.example_shape, 0.5 * width, rng_key)
+    test = mnist.preprocess(parts.data.images.test_images[: ec.quality_reference], config.dataset.scale)
+    energies = np.asarray(jax.jit(lambda x: parts.model.apply(params, x))(jnp.asarray(test)), np.float64)
+    d = math.prod(parts.data.example_shape)
+    log_lik = float(np.mean(-energies / T)) - result.log_z
+    return {
+        "log_likelihood_nats": log_lik,
+        "bits_per_dim": -(log_lik + d * math.log(width / 255.0)) / (d * math.log(2.0)),
+        "log_z": result.log_z, "log_z_std": result.log_z_std, "ess": result.ess,
+        "num_temps": ec.ais_temps, "num_chains": ec.ais_chains, "n_test": int(len(test)),
+        "mean_acceptance": float(np.mean(result.acceptance)), "convergence": rows,
+    }
 
 
 def long_run_lengths(config) -> list[int]:

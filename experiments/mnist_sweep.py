@@ -1,0 +1,168 @@
+"""A search for a better MNIST `:cpu` recipe, judged by short runs, long runs and likelihood.
+
+Every variant is the `:cpu` preset of ``configs/mnist_sgld.py`` plus config overrides,
+trained by the CLI in its own workdir (so each row can be rerun by its command), then
+read back from its ``summary.json``:
+
+* short-run quality: FID, KID, class entropy of ``eval.num_samples`` fresh chains after
+  ``eval.sampler_steps`` steps, and the share of pixel values outside the data range
+  (before any clipping);
+* long-run stability: the same scores of ``eval.long_run_samples`` fresh chains after
+  each length of ``eval.long_run_curve`` up to ``eval.long_run_steps``, the ESS and R̂
+  of their energies and the drift/noise ratio of the sampler;
+* the AIS test log-likelihood when the run computed it (``eval.ais_temps > 0``).
+
+Outputs: ``<out-dir>/<name>.md`` and ``.json`` (one row per variant), and each run's
+``long_run.png`` copied beside them.
+
+Run (one core per run keeps timings comparable):
+  taskset -c 0 python experiments/mnist_sweep.py --variants=bounds,ema --workroot=/tmp/mnist_sweep
+  python experiments/mnist_sweep.py --list
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _common  # noqa: E402
+
+CONFIG = "configs/mnist_sgld.py:cpu"
+BOUNDS = "sampler.bounds=(-1.0,1.0)"
+EMA = "training.ema_decay=0.999"
+PCD = ["chain_init.persistent=True", "chain_init.bank_size=10000", "chain_init.reinit_fraction=0.05"]
+# name: (what it tests, overrides on top of CONFIG)
+VARIANTS = {
+    "cpu": ("the :cpu preset as it was (quadratic head, SGLD η = 2e-4, L = 40)", []),
+    "bounds": ("+ chains projected into the data range [−1, 1]", [BOUNDS]),
+    "ema": ("+ bounds + EMA of the parameters (0.999) for evaluation", [BOUNDS, EMA]),
+    "pcd_reinit": ("+ bounds + EMA + a persistent bank of 10,000 with 5% noise re-initialisation",
+                   [BOUNDS, EMA, *PCD]),
+    "baoab": ("+ bounds + EMA, SGHMC with the BAOAB integrator (η = 0.02, C = 20: the same Langevin time)",
+              [BOUNDS, EMA, "sampler.name=sghmc", "sampler.integrator=baoab", "sampler.step_size=0.02",
+               "sampler.friction=20.0", "sampler.mass=1.0"]),
+    "mala": ("+ EMA, MALA restricted to [−1, 1] (exact for the box)", [BOUNDS, EMA, "sampler.name=mala"]),
+    "cold": ("+ bounds + EMA, temperature T = 0.5 (less noise per step)", [BOUNDS, EMA, "sampler.temperature=0.5"]),
+    "l2": ("+ bounds + EMA, energy penalty loss.l2_energy = 0.1", [BOUNDS, EMA, "loss.l2_energy=0.1"]),
+    "pcd_reinit_l2": ("pcd_reinit + energy penalty 0.1", [BOUNDS, EMA, *PCD, "loss.l2_energy=0.1"]),
+}
+
+
+def command_for(name: str, workdir: Path, extra) -> list[str]:
+    return [sys.executable, "-m", "jebm.main", f"--config={CONFIG}", f"--workdir={workdir}",
+            "--config.training.progress=False", *(f"--config.{o}" for o in [*VARIANTS[name][1], *extra])]
+
+
+def run_variant(name: str, args) -> dict:
+    workdir = Path(args.workroot) / name
+    cmd = command_for(name, workdir, args.override)
+    shown = " ".join(["python", *map(shlex.quote, cmd[1:])])
+    summary_path = workdir / "summary.json"
+    wall, returncode = None, 0
+    if not (args.reuse and summary_path.exists()):
+        print(f"[{name}] {shown}", flush=True)
+        t0 = time.time()
+        returncode = subprocess.run(cmd, cwd=_common.ROOT, check=False).returncode
+        wall = time.time() - t0
+    summary = json.loads(summary_path.read_text()) if summary_path.exists() else None
+    row = {"variant": name, "label": VARIANTS[name][0], "command": shown, "returncode": returncode,
+           "wall_time_s": wall if wall is not None else (summary or {}).get("wall_time_s"),
+           "diverged": returncode != 0, "summary": summary}
+    figure = workdir / "long_run.png"
+    if figure.exists():
+        shutil.copyfile(figure, Path(args.out_dir) / f"{args.name}_{name}_long_run.png")
+        row["figure"] = f"{args.name}_{name}_long_run.png"
+    if (workdir / "samples.png").exists():
+        shutil.copyfile(workdir / "samples.png", Path(args.out_dir) / f"{args.name}_{name}_samples.png")
+        row["grid"] = f"{args.name}_{name}_samples.png"
+    return row
+
+
+def _f(value, spec=".3g") -> str:
+    return "–" if value is None else format(value, spec)
+
+
+def table_row(row: dict) -> str:
+    s = row["summary"] or {}
+    q = s.get("quality") or {}
+    lr = s.get("long_run") or {}
+    last = (lr.get("curve") or [{}])[-1]
+    diag = lr.get("energy_diagnostics") or {}
+    ais = s.get("ais") or {}
+    wall = row["wall_time_s"]
+    return (f"| {row['variant']} | {_f(q.get('fid'), '.1f')} | {_f(q.get('kid_mean'))} | {_f(q.get('class_entropy'), '.3f')} "
+            f"| {_f(s.get('fraction_outside_range'), '.3f')} | {_f(last.get('fid'), '.1f')} | {_f(last.get('class_entropy'), '.3f')} "
+            f"| {_f(last.get('fraction_outside_range'), '.3f')} | {_f(diag.get('ess_bulk'), '.0f')} | {_f(diag.get('rhat'), '.2f')} "
+            f"| {_f(lr.get('drift_noise_ratio'), '.2f')} | {_f(ais.get('log_likelihood_nats'), '.1f')} "
+            f"| {'–' if wall is None else f'{wall / 60:.1f}'} | {'yes' if row['diverged'] else 'no'} |")
+
+
+def write_results(rows, args) -> Path:
+    out = Path(args.out_dir)
+    lines = [
+        "# MNIST `:cpu` recipe search",
+        "",
+        f"Every row is `{CONFIG}` plus the row's overrides"
+        + (f" and `{' '.join(args.override)}`" if args.override else "") + ", one seed (0).",
+        "Short run: FID / KID / class entropy (max 2.303) of the fresh-chain samples against 1,000 held-out digits "
+        "(jebm.evaluation.quality, classifier features); `out` = share of pixel values outside [−1, 1] before clipping. "
+        "Long run: the same scores after `eval.long_run_steps` steps of `eval.long_run_samples` fresh chains; "
+        "ESS (bulk) and R̂ (rank) of the chains' energies over the second half of the long run; "
+        "drift/noise = η‖∇ₓE‖ / √(2ηT·d) over the long run. Real digits against real digits: FID 4.3, entropy 2.299 at n = 1000.",
+        "",
+        "| variant | FID | KID | entropy | out | long FID | long entropy | long out | ESS | R̂ | drift/noise | AIS log p (nats) | wall (min) | diverged |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        *[table_row(r) for r in rows],
+        "",
+    ]
+    for r in rows:
+        lines += [f"## {r['variant']}: {r['label']}", "", f"`{r['command']}`", ""]
+        if r.get("grid"):
+            lines += [f"![samples]({r['grid']})", ""]
+        if r.get("figure"):
+            lines += [f"![long run]({r['figure']})", ""]
+    lines += [_common.environment(), ""]
+    md = out / f"{args.name}.md"
+    md.write_text("\n".join(lines))
+    _common.write_json(out / f"{args.name}.json", {"config": CONFIG, "overrides": args.override, "rows": rows,
+                                                   "environment": _common.environment()})
+    return md
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--variants", default=",".join(VARIANTS))
+    parser.add_argument("--workroot", default="/tmp/jebm_mnist_sweep")
+    parser.add_argument("--out-dir", default=str(_common.RESULTS))
+    parser.add_argument("--name", default="mnist_sweep")
+    parser.add_argument("--override", action="append", default=[], metavar="FIELD=VALUE",
+                        help="added to every variant as --config.FIELD=VALUE")
+    parser.add_argument("--reuse", action="store_true", help="read variants that already have a summary.json")
+    parser.add_argument("--list", action="store_true", help="print the variants and exit")
+    args = parser.parse_args(argv)
+    if args.list:
+        for name, (label, overrides) in VARIANTS.items():
+            print(f"{name:14s} {label}\n{'':14s} {' '.join(overrides)}")
+        return 0
+    names = [v for v in args.variants.split(",") if v]
+    unknown = sorted(set(names) - set(VARIANTS))
+    if unknown:
+        parser.error(f"--variants: unknown {unknown}; valid: {sorted(VARIANTS)}")
+    Path(args.out_dir).mkdir(parents=True, exist_ok=True)
+    rows = []
+    for name in names:
+        rows.append(run_variant(name, args))
+        md = write_results(rows, args)
+    print(f"wrote {md}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,142 @@
+"""The MNIST stabilisers: sampler bounds, parameter EMA, learning-rate warm-up, range report."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import scipy.stats
+
+from conftest import load_config
+from jebm import config_validation, optim, samplers, train
+from jebm.evaluation import protocol
+from jebm.samplers import base
+
+BOX = (-1.0, 1.0)
+
+
+def quadratic(x):
+    return 0.5 * jnp.sum(x**2, axis=-1)
+
+
+def test_sgld_bounds_project_each_step_exactly():
+    energy = lambda x: jnp.sum(-3.0 * x, axis=-1)  # noqa: E731  (pushes every coordinate up)
+    kernel = samplers.sgld_module.build_kernel(bounds=BOX)
+    state = samplers.sgld_module.init(jnp.full((4, 3), 0.9), energy)
+    new, _ = kernel(jax.random.key(0), state, energy, 0.1, 1.0)
+    w = base.normal_like(jax.random.key(0), state.position)
+    expected = np.clip(0.9 + 0.1 * 3.0 + np.sqrt(0.2) * np.asarray(w), *BOX)
+    np.testing.assert_allclose(new.position, expected, rtol=1e-6)
+    assert np.all(np.asarray(new.energy) == np.asarray(energy(new.position)))
+
+
+def test_sgld_without_bounds_is_unchanged():
+    algo_a = samplers.sgld(quadratic, 0.05)
+    algo_b = samplers.sgld(quadratic, 0.05, bounds=None)
+    x0 = jnp.linspace(-3, 3, 12).reshape(6, 2)
+    a, _ = samplers.run_chain(jax.random.key(1), algo_a, algo_a.init(x0), 20)
+    b, _ = samplers.run_chain(jax.random.key(1), algo_b, algo_b.init(x0), 20)
+    np.testing.assert_array_equal(a.position, b.position)
+
+
+@pytest.mark.parametrize("name", ["sgld", "mala"])
+def test_chains_never_leave_the_box(name):
+    algorithm = samplers.ALGORITHMS[name](quadratic, 0.5, bounds=(-0.5, 0.5))
+    state = algorithm.init(jax.random.normal(jax.random.key(2), (500, 3)) * 3)
+    state, _ = jax.jit(lambda k, s: samplers.run_chain(k, algorithm, s, 50))(jax.random.key(3), state)
+    x = np.asarray(state.position)
+    assert x.min() >= -0.5 and x.max() <= 0.5
+
+
+def test_mala_with_bounds_samples_the_truncated_target_exactly():
+    """N(0, 1) restricted to [0.2, 1.5] in 1D: MALA's rejection is exact, SGLD's projection is not."""
+    low, high = 0.2, 1.5
+    truth = scipy.stats.truncnorm(low, high)
+    x0 = jnp.full((20_000, 1), 0.8)
+    run = lambda algo: np.asarray(  # noqa: E731
+        jax.jit(lambda k, s: samplers.run_chain(k, algo, s, 400))(jax.random.key(4), algo.init(x0))[0].position[:, 0])
+    mala = run(samplers.mala(quadratic, 0.3, bounds=(low, high)))
+    sgld = run(samplers.sgld(quadratic, 0.3, bounds=(low, high)))
+    assert scipy.stats.kstest(mala, truth.cdf).statistic < 0.015
+    assert abs(mala.mean() - truth.mean()) < 0.01 and abs(mala.var() - truth.var()) < 0.01
+    # The projection piles mass on the faces: a point mass at each end that the target does not have.
+    assert np.mean((sgld == low) | (sgld == high)) > 0.05
+    assert np.mean((mala == low) | (mala == high)) == 0.0
+
+
+@pytest.mark.parametrize("bounds", [(1.0, -1.0), (0.0, 0.0), "ab", (1.0,)])
+def test_bad_bounds_are_rejected(bounds):
+    with pytest.raises(ValueError, match="bounds"):
+        samplers.sgld(quadratic, 0.1, bounds=bounds)
+
+
+def test_config_bounds_validation():
+    config = load_config("mnist_sgld", "smoke")
+    config.sampler.bounds = (1.0, -1.0)
+    with pytest.raises(config_validation.ConfigError, match=r"sampler.bounds=\(1.0, -1.0\) must be None or \(low, high\)"):
+        config_validation.validate(config)
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("training.ema_decay", 1.0, r"training.ema_decay=1.0 must be in \[0, 1\)"),
+    ("training.ema_decay", -0.1, r"training.ema_decay=-0.1 must be >= 0"),
+    ("optimizer.warmup_steps", -1, r"optimizer.warmup_steps=-1 must be an integer >= 0"),
+    ("eval.long_run_samples", -1, r"eval.long_run_samples=-1 must be an integer >= 0"),
+    ("eval.long_run_curve", (0, 10), r"eval.long_run_curve=\(0, 10\) must be a tuple of chain lengths >= 1"),
+])
+def test_new_fields_bad_values(field, value, message):
+    config = load_config("gmm_sgld", "smoke")
+    section, name = field.split(".")
+    config[section][name] = value
+    with pytest.raises(config_validation.ConfigError, match=message):
+        config_validation.validate(config)
+
+
+def test_warmup_ramps_then_follows_the_schedule():
+    mult = optim.lr_multiplier("cosine", total_steps=110, warmup_steps=10)
+    assert float(mult(0)) == 0.0
+    assert float(mult(5)) == pytest.approx(0.5)
+    assert float(mult(10)) == pytest.approx(1.0)
+    assert float(mult(60)) == pytest.approx(0.5, abs=1e-6)  # half-way through the 100-step cosine
+    assert float(mult(110)) == pytest.approx(0.0, abs=1e-6)
+    const = optim.lr_multiplier("constant", total_steps=50, warmup_steps=4)
+    assert [float(const(s)) for s in (0, 2, 4, 40)] == pytest.approx([0.0, 0.5, 1.0, 1.0])
+
+
+def test_ema_tracks_the_parameters_and_evaluation_uses_it():
+    config = load_config("gmm_sgld", "smoke")
+    config.training.ema_decay = 0.5
+    config.training.max_steps = 3
+    parts = train.build_parts(config)
+    state = train.create_train_state(config, parts)
+    step = jax.jit(train.make_train_step(config, parts))
+    expected = state.params
+    for s in range(3):
+        state, _ = step(state, parts.data.batch(jnp.asarray(s)))
+        expected = jax.tree_util.tree_map(lambda e, p: 0.5 * e + 0.5 * p, expected, state.params)
+    for got, want in zip(jax.tree_util.tree_leaves(state.ema_params), jax.tree_util.tree_leaves(expected)):
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7)
+    assert state.eval_params is state.ema_params
+    off = train.create_train_state(load_config("gmm_sgld", "smoke"), parts)
+    assert off.ema_params is None and off.eval_params is off.params
+
+
+def test_range_report_counts_pixels_outside_before_clipping():
+    images = np.array([[[-1.5, 0.0], [1.0, 2.0]]], np.float32)
+    report = protocol.range_report(images, "minus_one_one")
+    assert report["fraction_outside_range"] == 0.5
+    assert (report["pixel_min"], report["pixel_max"]) == (-1.5, 2.0)
+    assert protocol.range_report(np.clip(images, 0, 1), "zero_one")["fraction_outside_range"] == 0.0
+
+
+def test_drift_noise_ratio_is_logged_and_ema_trains_with_the_donating_step(tmp_path):
+    config = load_config("gmm_sgld", "smoke")
+    config.training.ema_decay = 0.9  # the CLI's step donates its state: θ̄ must not share θ's buffers
+    summary = train.train_and_evaluate(config, tmp_path)
+    import json
+
+    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    s = config.sampler
+    for r in records:
+        expected = s.step_size * r["grad_norm_run_mean"] / np.sqrt(2 * s.step_size * s.temperature * 2)
+        assert r["drift_noise_ratio"] == pytest.approx(expected, rel=1e-5)
+    assert summary["drift_noise"]["mean"] == pytest.approx(np.mean([r["drift_noise_ratio"] for r in records]))
