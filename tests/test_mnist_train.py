@@ -77,7 +77,7 @@ def default_run(tmp_path_factory, data_dir, isolated_cache):
 def test_smoke_run_writes_the_mnist_workdir_contract(default_run, isolated_cache):
     config, workdir, _ = default_run
     for name in ("config.json", "metrics.jsonl", "samples.npy", "samples.png", "summary.json",
-                 "training_curves.png"):
+                 "training_curves.png", "samples_long.npy", "long_run.png", "ais_convergence.png"):
         assert (workdir / name).is_file(), name
     assert config.energy.head == "quadratic" and not config.chain_init.persistent
 
@@ -106,6 +106,21 @@ def test_smoke_run_writes_the_mnist_workdir_contract(default_run, isolated_cache
     for key in ("fid", "kid_mean", "class_entropy", "mean_confidence", "classifier_test_accuracy"):
         assert math.isfinite(q[key]), key
     assert sum(q["class_histogram"]) == config.eval.num_samples
+    # The range is reported before any clipping, and the scores see the same pixels.
+    outside = float(np.mean(np.abs(samples) > 1.0))
+    assert on_disk["fraction_outside_range"] == pytest.approx(outside) == pytest.approx(q["fraction_outside_range"])
+    # The long run: samples_long.npy and the scores at each length of the curve.
+    long_samples = np.load(workdir / "samples_long.npy")
+    assert long_samples.shape == (config.eval.long_run_samples, 28, 28) and long_samples.dtype == np.float32
+    long_run = on_disk["long_run"]
+    assert [r["steps"] for r in long_run["curve"]] == [10, config.eval.long_run_steps]
+    assert all(math.isfinite(r["fid"]) and 0 <= r["class_entropy"] <= math.log(10) for r in long_run["curve"])
+    assert set(long_run["energy_diagnostics"]) >= {"ess_bulk", "rhat"} and long_run["drift_noise_ratio"] > 0
+    # AIS: a uniform box base, so log Z of an untrained (nearly flat) energy is close to 784·log 2.
+    ais = on_disk["ais"]
+    assert ais["num_temps"] == config.eval.ais_temps and [r["num_temps"] for r in ais["convergence"]] == [5, 20]
+    assert abs(ais["log_z"] - 784 * math.log(2.0)) < 5.0
+    assert math.isfinite(ais["bits_per_dim"]) and on_disk["drift_noise"]["regime"] in ("random_walk", "balanced", "gradient_descent")
     # The classifier was cached under the temporary $JEBM_DATA_DIR, not ~/.cache.
     assert list((isolated_cache / "classifier").glob("classifier-*.msgpack"))
 

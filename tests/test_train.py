@@ -18,7 +18,7 @@ from jebm import checkpoint, train
 
 CONTRACT = [
     "config.json", "metrics.jsonl", "samples.npy", "samples_long.npy", "energy_grid.npz", "summary.json",
-    "toy_fit.png", "toy_fit_long.png", "training_curves.png",
+    "toy_fit.png", "toy_fit_long.png", "training_curves.png", "ais_convergence.png",
 ]
 
 
@@ -48,6 +48,20 @@ def test_smoke_run_writes_the_workdir_contract(smoke_run):
     assert sum(summary["mode_fractions"]) == pytest.approx(1.0)
     assert json.loads((workdir / "config.json").read_text())["sampler"]["name"] == "sghmc"
     assert checkpoint.available_steps(workdir / "checkpoints") == [3, 6]
+
+
+def test_smoke_run_reports_likelihood_and_chain_diagnostics(smoke_run):
+    config, workdir, summary = smoke_run
+    lk = summary["likelihood"]
+    # nll = mean E(held-out) + log Z: the two estimates differ exactly by their log Z.
+    assert summary["nll_ais"] - summary["nll_exact"] == pytest.approx(lk["log_z_ais"] - lk["log_z_exact"], abs=1e-9)
+    # The smoke model is nearly flat on the box [-2, 2]², so log Z is close to log 16.
+    assert abs(lk["log_z_exact"] - np.log(16.0)) < 1.0
+    assert abs(lk["log_z_ais"] - lk["log_z_exact"]) < 5 * lk["log_z_ais_std"] + 0.05
+    assert [r["num_temps"] for r in lk["ais_convergence"]] == [5, config.eval.ais_temps]
+    diag = summary["long_run_diagnostics"]
+    assert diag["energy_diagnostics"]["draws_per_chain"] == 10 and diag["drift_noise_ratio"] > 0
+    assert summary["drift_noise"]["num_steps"] == config.sampler.num_steps
 
 
 def test_energy_grid_layout_is_energy_of_xs_j_ys_i(smoke_run):

@@ -53,7 +53,7 @@ def base_config() -> config_dict.ConfigDict:
     c.sampler.friction = 1.0  # C (SGHMC)
     c.sampler.mass = 1.0  # m (SGHMC), read according to mass_convention
     c.sampler.mass_convention = "mass"  # mass: M = m·I (Algorithm 3) | inverse_mass: M = I/m
-    c.sampler.integrator = "symplectic_euler"  # symplectic_euler | explicit_euler
+    c.sampler.integrator = "symplectic_euler"  # symplectic_euler | explicit_euler | baoab (SGHMC)
     c.sampler.momentum_init = "random"  # random: r ~ N(0, M) (Algorithm 3) | zero
     c.sampler.unroll = 1  # lax.scan unroll (speed only)
     c.sampler.chunk_size = 0  # chains per energy-and-gradient pass, 0 = all (speed only: 64 helps CNNs on CPUs)
