@@ -59,36 +59,12 @@ DEFAULT_STEPS = (1000, 2000, 5000, 10000)
 GRID_IMAGES = 64  # per panel, 8 x 8 as the training grids
 
 
-def config_from_json(path: Path) -> config_dict.ConfigDict:
-    """A workdir's config.json laid over today's schema (``config_lib.base_config``).
-
-    Starting from the schema rather than the bare JSON keeps fields added to jebm
-    after the run at their defaults, and restores tuple-typed fields that JSON
-    turned into lists. Keys the schema no longer has are reported and ignored.
-    """
-    config = config_lib.base_config()
-    _overlay(config, json.loads(path.read_text()), "")
-    return config
-
-
-def _overlay(node: config_dict.ConfigDict, values: dict, where: str) -> None:
-    for key, value in values.items():
-        name = f"{where}{key}"
-        if key not in node:
-            logger.warning("config.json field %s is not in the current schema; ignored", name)
-            continue
-        if isinstance(value, dict) and isinstance(node[key], config_dict.ConfigDict):
-            _overlay(node[key], value, name + ".")
-        else:
-            node[key] = tuple(value) if isinstance(value, list) else value
-
-
 def load_model(workdir: Path, config_spec: str | None):
     """``(config, parts, params, step)`` of the workdir's newest checkpoint."""
     if config_spec:
         config = _common.load_config(config_spec)
     else:
-        config = config_from_json(workdir / "config.json")
+        config = config_lib.config_from_json(workdir / "config.json")
     if config.dataset.name != "mnist":
         raise SystemExit(f"{workdir} was trained on dataset.name={config.dataset.name!r}, not mnist")
     parts = train.build_parts(config)

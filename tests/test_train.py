@@ -178,3 +178,19 @@ def test_cosine_schedule_decays_the_logged_learning_rate(tmp_path):
     # The rate used by update s (0-based) is base * (0.1 + 0.9 * (1 + cos(pi s / 6)) / 2).
     expected = [base * (0.1 + 0.45 * (1 + np.cos(np.pi * s / 6))) for s in (1, 3, 5)]
     np.testing.assert_allclose(lrs, expected, rtol=1e-5)
+
+
+def test_mode_eval_reproduces_the_runs_own_evaluation(smoke_run, tmp_path):
+    """``--mode=eval`` re-evaluates the newest checkpoint from config.json alone: the same numbers."""
+    import shutil
+
+    config, workdir, summary = smoke_run
+    copy = tmp_path / "run"
+    shutil.copytree(workdir, copy)
+    again = train.evaluate_workdir(copy)
+    assert again["checkpoint_step"] == 6
+    for key in ("ks", "ks_long", "kl", "nll_exact", "nll_ais"):
+        assert again[key] == summary[key], key
+    assert json.loads((copy / "eval_6.json").read_text())["kl"] == summary["kl"]
+    with pytest.raises(FileNotFoundError, match="no config.json"):
+        train.evaluate_workdir(tmp_path / "empty")

@@ -8,6 +8,9 @@ selected with ``--config=configs/<name>.py:<preset>[,<preset>...]``.
 
 from __future__ import annotations
 
+import json
+import logging
+from pathlib import Path
 from typing import Callable, Mapping
 
 from ml_collections import config_dict
@@ -133,6 +136,30 @@ def base_config() -> config_dict.ConfigDict:
     c.sharding.enabled = False  # split chains and batches over all devices (jebm.sharding)
     c.sharding.distributed = False  # call jax.distributed.initialize() first (multi-host)
     return c
+
+
+def config_from_json(path: Path) -> config_dict.ConfigDict:
+    """A workdir's config.json laid over today's schema (``config_lib.base_config``).
+
+    Starting from the schema rather than the bare JSON keeps fields added to jebm
+    after the run at their defaults, and restores tuple-typed fields that JSON
+    turned into lists. Keys the schema no longer has are reported and ignored.
+    """
+    config = base_config()
+    _overlay(config, json.loads(path.read_text()), "")
+    return config
+
+
+def _overlay(node: config_dict.ConfigDict, values: dict, where: str) -> None:
+    for key, value in values.items():
+        name = f"{where}{key}"
+        if key not in node:
+            logging.warning("config.json field %s is not in the current schema; ignored", name)
+            continue
+        if isinstance(value, dict) and isinstance(node[key], config_dict.ConfigDict):
+            _overlay(node[key], value, name + ".")
+        else:
+            node[key] = tuple(value) if isinstance(value, list) else value
 
 
 def apply_presets(config: config_dict.ConfigDict, arg: str | None, presets: Mapping[str, Preset], default: str = "") -> config_dict.ConfigDict:

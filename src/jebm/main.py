@@ -2,7 +2,8 @@
 
 Overrides: ``--config.sampler.step_size=0.005``; presets:
 ``--config=configs/gmm_sgld.py:pcd``. Re-running with the same ``--workdir``
-resumes from its newest checkpoint.
+resumes from its newest checkpoint. ``--mode=eval --workdir=W`` re-evaluates
+W's newest checkpoint with its own config.json and writes ``eval_<step>.json``.
 """
 
 import os
@@ -12,7 +13,9 @@ from ml_collections import config_flags
 
 config_flags.DEFINE_config_file("config", None, "Config file (optionally :preset).", lock_config=True)
 flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics, samples and figures.")
-flags.mark_flags_as_required(["config", "workdir"])
+flags.DEFINE_enum("mode", "train", ["train", "eval"],
+                  "train: train (or resume) then evaluate; eval: re-evaluate the workdir's newest checkpoint.")
+flags.mark_flags_as_required(["workdir"])
 
 
 def main(argv):
@@ -27,7 +30,13 @@ def main(argv):
     if cache:
         jax.config.update("jax_compilation_cache_dir", cache)
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+    if flags.FLAGS.mode == "eval":
+        summary = train.evaluate_workdir(flags.FLAGS.workdir, flags.FLAGS.config)
+        logging.info("Evaluated: %s", {k: v for k, v in summary.items() if isinstance(v, (int, float, str))})
+        return
     config = flags.FLAGS.config
+    if config is None:
+        raise app.UsageError("--config is required with --mode=train")
     config_validation.validate(config)
     if config.sharding.distributed:
         jax.distributed.initialize()

@@ -282,19 +282,25 @@ class MetricsLog:
 
     def __init__(self, workdir: Path, resume_step: int):
         self.path = workdir / "metrics.jsonl"
-        self.records = []
-        if self.path.exists():
-            for line in self.path.read_text().splitlines():
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError:
-                    continue  # a line torn by a kill
-                if record.get("step", 0) <= resume_step:
-                    self.records.append(record)
+        self.records = self.read(self.path, resume_step)
         self._rewrite()
         from tensorboardX import SummaryWriter
 
         self.tb = SummaryWriter(str(workdir / "tensorboard"), purge_step=resume_step + 1)
+
+    @staticmethod
+    def read(path: Path, up_to_step: int) -> list[dict]:
+        """The records of ``path`` up to ``up_to_step`` (torn lines from a kill are skipped)."""
+        records = []
+        if path.exists():
+            for line in path.read_text().splitlines():
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError:
+                    continue  # a line torn by a kill
+                if record.get("step", 0) <= up_to_step:
+                    records.append(record)
+        return records
 
     def _rewrite(self):
         fileio.write_bytes(self.path, "".join(json.dumps(r) + "\n" for r in self.records).encode())
@@ -449,4 +455,36 @@ def train_and_evaluate(config: config_dict.ConfigDict, workdir: str | os.PathLik
     summary["wall_time_s"] = time.time() - t0
     summary["data"] = parts.data.description
     fileio.write_json(workdir / "summary.json", summary)
+    return summary
+
+
+def evaluate_workdir(workdir: str | os.PathLike, config: config_dict.ConfigDict | None = None) -> dict:
+    """Re-runs the whole evaluation of a finished (or stopped) run's newest checkpoint with today's code.
+
+    The config comes from ``workdir/config.json`` (laid over today's schema, so fields
+    added since the run take their defaults) unless one is given. Writes the
+    evaluation files into ``workdir`` as a run's end does, and the summary to
+    ``eval_<step>.json`` (``summary.json`` is left as the run wrote it).
+
+    Raises:
+      FileNotFoundError: when the workdir has no config.json or no checkpoint.
+    """
+    from jebm import config_lib, config_validation
+
+    workdir = Path(workdir)
+    if config is None:
+        if not (workdir / "config.json").is_file():
+            raise FileNotFoundError(f"--workdir={workdir} has no config.json: is it a jebm run?")
+        config = config_lib.config_from_json(workdir / "config.json")
+    config_validation.validate(config)
+    parts = build_parts(config)
+    state, step = checkpoint.restore_latest(checkpoint.checkpoint_dir(workdir), create_train_state(config, parts))
+    if state is None:
+        raise FileNotFoundError(f"--workdir={workdir} has no checkpoint in {checkpoint.checkpoint_dir(workdir)}")
+    t0 = time.time()
+    records = MetricsLog.read(workdir / "metrics.jsonl", step)
+    summary = evaluation.evaluate_and_write(config, parts, state.eval_params, workdir, records)
+    summary.update(checkpoint_step=step, eval_time_s=time.time() - t0, data=parts.data.description,
+                   drift_noise=drift_noise_summary(records, config.sampler.num_steps))
+    fileio.write_json(workdir / f"eval_{step}.json", summary)
     return summary
