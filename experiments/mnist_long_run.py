@@ -31,9 +31,6 @@ CPU cores 1,000 chains x 10,000 steps take hours, so try --num-samples=200 first
 from __future__ import annotations
 
 import argparse
-import functools
-import itertools
-import json
 import logging
 import math
 import sys
@@ -42,13 +39,10 @@ from pathlib import Path
 
 import jax
 import numpy as np
-from ml_collections import config_dict
 
 from jebm import checkpoint, config_lib, evaluation, train
 from jebm.evaluation import plots
 from jebm.data import pipeline
-from jebm.samplers import factory as sampler_factory
-from jebm.samplers.chain import run_chain
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common  # noqa: E402
@@ -76,51 +70,15 @@ def load_model(workdir: Path, config_spec: str | None):
 
 
 def long_chains(config, parts, params, lengths, num_samples: int, seed: int):
-    """Runs one set of fresh chains and snapshots it after each length.
-
-    Args:
-      config: the run's config (sampler and chain_init blocks are used).
-      parts: ``train.build_parts(config)``.
-      params: the energy's parameters.
-      lengths: increasing step counts.
-      num_samples: number of chains.
-      seed: seed of the chain noise and the sampler's randomness.
+    """``jebm.evaluation.protocol.long_chains`` seeded by ``seed``, as ``(n, 28, 28)`` images per length.
 
     Returns:
       ``{length: (num_samples, 28, 28) float32 images in the data's scale}`` and
       ``{length: seconds to reach it}``.
     """
-    scfg = config.sampler
-    chunk = functools.reduce(math.gcd, [lengths[0]] + [b - a for a, b in itertools.pairwise(lengths)])
     key = jax.random.fold_in(jax.random.PRNGKey(seed), 0x5F1C)
-    k_init, k_mom, k_run = jax.random.split(key, 3)
-
-    def algorithm(p):
-        return sampler_factory.make_sampler(scfg, lambda x: parts.model.apply(p, x))
-
-    @jax.jit
-    def init(p):
-        return algorithm(p).init(parts.noise_fn(k_init, num_samples), k_mom if scfg.momentum_init == "random" else None)
-
-    # One compiled segment of `chunk` steps, reused for every length, with the
-    # parameters as an argument (not constants folded into the program).
-    @jax.jit
-    def segment(p, state, index):
-        state, _ = run_chain(jax.random.fold_in(k_run, index), algorithm(p), state, chunk, unroll=scfg.unroll)
-        return state
-
-    state = init(params)
-    done, index, t0 = 0, 0, time.time()
-    snapshots, seconds = {}, {}
-    for length in lengths:
-        while done < length:
-            state = segment(params, state, index)
-            done += chunk
-            index += 1
-        images = np.asarray(state.position)[..., 0].astype(np.float32)
-        snapshots[length], seconds[length] = images, time.time() - t0
-        logger.info("%d steps: %.0f s, finite: %s", length, seconds[length], bool(np.all(np.isfinite(images))))
-    return snapshots, seconds
+    snapshots, seconds, _ = evaluation.protocol.long_chains(config, parts, params, lengths, num_samples, key)
+    return {n: x[..., 0].astype(np.float32) for n, x in snapshots.items()}, seconds
 
 
 def score(config, parts, images, num_reference: int) -> dict | None:

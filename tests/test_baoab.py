@@ -29,16 +29,9 @@ from jebm.samplers import base
 
 sghmc = importlib.import_module("jebm.samplers.sghmc")  # the module; samplers.sghmc is the constructor
 
-MU = np.array([0.5, -1.0])
-SIGMA = np.array([[1.0, 0.5], [0.5, 0.5]])
-PRECISION = np.linalg.inv(SIGMA)
-N_CHAINS = 20_000
+from test_samplers import MU, N_CHAINS, SIGMA, assert_moments, gaussian_energy  # noqa: E402  (the same target)
+
 INTEGRATORS = ("baoab", "explicit_euler", "symplectic_euler")
-
-
-def gaussian_energy(x):
-    d = x - jnp.asarray(MU, jnp.float32)
-    return 0.5 * jnp.einsum("ni,ij,nj->n", d, jnp.asarray(PRECISION, jnp.float32), d)
 
 
 def run_final(algorithm, num_steps, seed=0, n=N_CHAINS, x0=None):
@@ -47,14 +40,6 @@ def run_final(algorithm, num_steps, seed=0, n=N_CHAINS, x0=None):
     run = jax.jit(lambda k, s: samplers.run_chain(k, algorithm, s, num_steps))
     state, summary = run(jax.random.key(seed), state)
     return state, summary
-
-
-def assert_moments(samples, mean, cov, mean_tol=0.03, cov_rel_tol=0.03):
-    emp_mean = samples.mean(0)
-    emp_cov = np.cov(samples.T)
-    rel = np.linalg.norm(emp_cov - cov) / np.linalg.norm(cov)
-    assert np.max(np.abs(emp_mean - mean)) < mean_tol, (emp_mean, mean)
-    assert rel < cov_rel_tol, (emp_cov, cov, rel)
 
 
 def diagonal_energy(k):

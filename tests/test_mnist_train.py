@@ -254,7 +254,8 @@ def _flatten(tree, prefix=""):
 
 
 @pytest.mark.parametrize("name", ["mnist_sgld", "mnist_sghmc"])
-@pytest.mark.parametrize("presets", ["vanilla", "pcd", "quadratic", "cpu", "smoke", "cpu,vanilla", "cpu,pcd"])
+@pytest.mark.parametrize("presets", ["vanilla", "pcd", "quadratic", "cpu", "smoke", "cpu,vanilla", "cpu,pcd",
+                                     "cpu_shortrun", "cpu_shortrun,pcd"])
 def test_presets(name, presets):
     config = load_config(name, presets)
     config_validation.validate(config)
@@ -263,7 +264,9 @@ def test_presets(name, presets):
         assert config.energy.head == "linear"
     else:
         assert config.energy.head == "quadratic"
-    assert config.chain_init.persistent == ("pcd" in names)
+    # The last preset that chooses the chains decides: cpu and pcd are persistent.
+    chooser = [n for n in names if n in ("vanilla", "pcd", "quadratic", "cpu")]
+    assert config.chain_init.persistent == (bool(chooser) and chooser[-1] in ("pcd", "cpu"))
     if "pcd" in names:
         assert config.chain_init.bank_size >= config.training.batch_size
     if "smoke" in names:
@@ -271,6 +274,8 @@ def test_presets(name, presets):
         assert config.eval.num_samples <= 64 and config.eval.quality_reference <= 64
         assert config.training.max_steps <= 10 and config.sampler.num_steps <= 10
     if "cpu" in names:
+        assert config.sampler.bounds == (-1.0, 1.0) and config.eval.sampler_steps == 1000
+    if "cpu" in names or "cpu_shortrun" in names:
         s = config.sampler
         assert config.training.max_steps > 0 and s.num_steps <= 100
         langevin_step = s.step_size if s.name == "sgld" else s.step_size / s.friction

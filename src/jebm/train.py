@@ -483,6 +483,12 @@ def evaluate_workdir(workdir: str | os.PathLike, config: config_dict.ConfigDict 
         raise FileNotFoundError(f"--workdir={workdir} has no checkpoint in {checkpoint.checkpoint_dir(workdir)}")
     t0 = time.time()
     records = MetricsLog.read(workdir / "metrics.jsonl", step)
+    s = config.sampler
+    for r in records:  # runs logged before the ratio existed: derive it from their gradient norms
+        if "drift_noise_ratio" not in r and "grad_norm_run_mean" in r:
+            r["drift_noise_ratio"] = float(diagnostics.drift_noise_ratio(
+                r["grad_norm_run_mean"], step_size=s.step_size, temperature=s.temperature,
+                dim=math.prod(parts.data.example_shape), friction=s.friction if s.name == "sghmc" else None))
     summary = evaluation.evaluate_and_write(config, parts, state.eval_params, workdir, records)
     summary.update(checkpoint_step=step, eval_time_s=time.time() - t0, data=parts.data.description,
                    drift_noise=drift_noise_summary(records, config.sampler.num_steps))
