@@ -96,6 +96,15 @@ def _f(value, spec=".3g") -> str:
     return "–" if value is None else format(value, spec)
 
 
+def ais_cell(ais: dict) -> str:
+    """The AIS log-likelihood, or why it is not a number to read: an ESS of about 1 means log Ẑ has not converged."""
+    if not ais:
+        return "–"
+    if ais.get("ess", 0) < 2:
+        return f"not converged (ESS {ais['ess']:.0f}; log Ẑ {ais['log_z']:.3g})"
+    return f"{ais['log_likelihood_nats']:.1f} ± {ais['log_z_std']:.1f}"
+
+
 def table_row(row: dict) -> str:
     s = row["summary"] or {}
     q = s.get("quality") or {}
@@ -107,7 +116,7 @@ def table_row(row: dict) -> str:
     return (f"| {row['variant']} | {_f(s.get('sampler_steps'), 'd')} | {_f(q.get('fid'), '.1f')} | {_f(q.get('kid_mean'))} | {_f(q.get('class_entropy'), '.3f')} "
             f"| {_f(s.get('fraction_outside_range'), '.3f')} | {_f(last.get('fid'), '.1f')} | {_f(last.get('class_entropy'), '.3f')} "
             f"| {_f(last.get('fraction_outside_range'), '.3f')} | {_f(diag.get('ess_bulk'), '.0f')} | {_f(diag.get('rhat'), '.2f')} "
-            f"| {_f(lr.get('drift_noise_ratio'), '.2f')} | {_f(ais.get('log_likelihood_nats'), '.1f')} "
+            f"| {_f(lr.get('drift_noise_ratio'), '.2f')} | {ais_cell(ais)} "
             f"| {'–' if wall is None else f'{wall / 60:.1f}'} | {'yes' if row['diverged'] else 'no'} |")
 
 

@@ -62,7 +62,7 @@ def true_nll() -> float:
 
 def mnist_row(spec: str) -> dict:
     """An MNIST run's likelihood and diagnostics from its newest evaluation (eval_<step>.json, else summary.json)."""
-    name, _, workdir = spec.partition("=")
+    name, _, workdir = spec.rpartition("=")
     workdir = Path(workdir)
     evals = sorted(workdir.glob("eval_*.json"), key=lambda p: int(p.stem.split("_")[1]))
     source = evals[-1] if evals else workdir / "summary.json"

@@ -141,3 +141,13 @@ def test_overwrite_replaces_existing_file(tmp_path):
     path.write_bytes(b"old")
     plots.save_image_grid(path, np.zeros((1, 2, 2)))
     _check_png(path, tmp_path)
+
+
+def test_long_run_plot_with_and_without_scores(tmp_path):
+    grids = [("10 steps", np.zeros((4, 28, 28))), ("20 steps", np.ones((4, 28, 28)))]
+    scored = [{"steps": 10, "fid": 50.0, "class_entropy": 2.0, "fraction_outside_range": 0.1},
+              {"steps": 20, "fid": 40.0, "class_entropy": 2.1, "fraction_outside_range": 0.0}]
+    unscored = [{"steps": 10, "fraction_outside_range": 0.0}, {"steps": 20, "fraction_outside_range": 0.0}]
+    for name, curve in (("scored.png", scored), ("unscored.png", unscored)):
+        path = plots.plot_long_run(tmp_path / name, curve, grids)
+        assert matplotlib.image.imread(path).shape[2] in (3, 4)

@@ -395,12 +395,15 @@ def plot_long_run(
                                              ("class_entropy", "class entropy (max log 10)"),
                                              ("fraction_outside_range", "pixels outside data range")]):
         values = np.asarray([r.get(key, np.nan) if r.get(key) is not None else np.nan for r in curve], float)
+        ax.set_title(label)
+        if not np.any(np.isfinite(values)):  # e.g. eval.quality off: nothing scored
+            ax.text(0.5, 0.5, "not scored", ha="center", va="center", transform=ax.transAxes)
+            continue
         ax.plot(steps, values, "o-")
         if key == "class_entropy":
             ax.axhline(math.log(10), color="0.6", linestyle="--", linewidth=0.8)
         ax.set_xscale("log")
         ax.set_xlabel("chain length (steps)")
-        ax.set_title(label)
     grid_axes = bottom.subplots(1, max(1, len(panels)), squeeze=False)[0]
     for ax, (title, images) in zip(grid_axes, panels):
         ax.imshow(image_grid(images, nrow=8), cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
