@@ -10,6 +10,8 @@ Presets (comma-separated, applied in order):
                 position update, i.e. M = I/m); the default reads m as Algorithm 3's M = m·I
   explicit      Algorithm 3's explicit Euler integrator (default: symplectic Euler)
   torch_init    torch.nn.Linear's initialisation (default: Flax's LeCun normal)
+  eq20          the paper's Eq. 20 exactly: E = ½f², head offset 0 (with `quadratic`)
+  beta / gamma  learnable β head E = f + (β/2)f² / γ head E = f + γ√n‖x‖² (β, γ logged)
   cosine        cosine decay of the learning rate to 0 (beyond the paper; with nopcd the best
                 recipe found: KS 0.051, KL 0.018 over 3 seeds, experiments/results/toy_sweep.md)
   smoke         a seconds-long run for tests
@@ -55,7 +57,10 @@ PRESETS = {
     "nopcd": nopcd,
     "pcd": pcd,
     "quadratic": quadratic,
+    "beta": config_lib.beta_head,
     "cosine": config_lib.cosine,
+    "eq20": config_lib.eq20,
+    "gamma": config_lib.gamma_head,
     "smoke": config_lib.smoke,
     "torch_init": config_lib.torch_init,
 }

@@ -7,7 +7,13 @@ Presets (comma-separated, applied in order):
   pcd        persistent chains (a bank of 10,000, no re-initialisation)
   quadratic  the quadratic head E = ½f² (Table 1 "activation")
   lecun_init Flax's default initialisation (default: torch.nn.Linear's, the author's)
+  eq20       the paper's Eq. 20 exactly: E = ½f², head offset 0 (with `quadratic`)
+  beta       E = f + (β/2)f², β learnable (logged); gamma: E = f + γ√n‖x‖², γ learnable
   cosine     cosine decay of the learning rate to 0 (beyond the paper)
+  stable     η = 0.005 instead of 0.01 (beyond the paper): SGLD is unstable once the
+             learned wells' curvature passes 2/η, and at η = 0.01 one seed in three of
+             each Table-1 row crossed it (experiments/results/toy_table1.md); halving η
+             doubles that limit (experiments/results/toy_table1_best.md)
   smoke      a seconds-long run for tests
 
 Table 2: SGD, lr ε = 0.01, weight decay 0, η = 0.01, batch 100, 10 epochs, L = 500.
@@ -31,11 +37,19 @@ def quadratic(c):
     c.energy.head = "quadratic"
 
 
+def stable(c):
+    c.sampler.step_size = 0.005
+
+
 PRESETS = {
     "nopcd": nopcd,
+    "stable": stable,
     "pcd": pcd,
     "quadratic": quadratic,
+    "beta": config_lib.beta_head,
     "cosine": config_lib.cosine,
+    "eq20": config_lib.eq20,
+    "gamma": config_lib.gamma_head,
     "lecun_init": config_lib.lecun_init,
     "smoke": config_lib.smoke,
 }

@@ -186,6 +186,22 @@ def lecun_init(config: config_dict.ConfigDict) -> None:
     config.energy.param_init = "lecun_normal"
 
 
+def eq20(config: config_dict.ConfigDict) -> None:
+    """The paper's Eq. 20 exactly: E = ½f², head offset 0 (jebm's quadratic default is ½(f + 1)²)."""
+    config.energy.head = "quadratic"
+    config.energy.head_offset = 0.0
+
+
+def beta_head(config: config_dict.ConfigDict) -> None:
+    """E = f + (β/2)f² with β learnable from ≈ 0 (the paper's Section 4.2); β is logged."""
+    config.energy.head = "beta"
+
+
+def gamma_head(config: config_dict.ConfigDict) -> None:
+    """E = f + γ√n‖x‖² with γ learnable from ≈ 0 (the paper's Section 4.2); γ is logged."""
+    config.energy.head = "gamma"
+
+
 def cosine(config: config_dict.ConfigDict) -> None:
     """Cosine decay of the learning rate to zero over the run (beyond the paper's Table 2)."""
     config.optimizer.schedule = "cosine"

@@ -63,6 +63,14 @@ def train_seeds(config, seeds, *, progress: bool = False):
                                     "diverged": diverged.tolist()}
 
 
+def head_parameters(params_list) -> dict:
+    """Final learnable head scalars per seed: ``{"beta": [β per seed]}`` and/or ``"gamma"``; ``{}`` if none."""
+    from jebm.energies import heads
+
+    values = [heads.head_values(p) for p in params_list]
+    return {name: [v[name] for v in values] for name in ("beta", "gamma") if values and name in values[0]}
+
+
 def evaluate_seeds(configs, parts, params_list):
     """The fresh-chain toy evaluation of each seed's model (its own eval key)."""
     results = []

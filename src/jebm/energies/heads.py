@@ -74,6 +74,18 @@ def gamma_energy(u: Array, x: Array, gamma: Array) -> Array:
     return u + gamma * math.sqrt(x_flat.shape[1]) * sq_norm
 
 
+def head_values(params) -> dict:
+    """The learnable head scalars in ``params``: ``{"beta": β}`` and/or ``{"gamma": γ}`` as floats.
+
+    Empty for heads without parameters. Works on single-model parameters (what
+    training logs every ``log_every`` steps and reports in ``summary.json``).
+    """
+    if hasattr(params, "get") and "params" in params:  # a Flax variables dict
+        params = params["params"]
+    head = params.get("energy_head", {}) if hasattr(params, "get") else {}
+    return {name: float(head[name]) for name in ("beta", "gamma") if name in head}
+
+
 def resolve_head_offset(head: str, head_offset: Optional[float]) -> float:
     """The offset added to ``f`` before ``head``: ``head_offset`` or the head's default."""
     check_choice("head", head, HEADS)
