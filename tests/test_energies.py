@@ -20,6 +20,7 @@ from jebm.energies import (
     quadratic_stall_check,
     quadratic_stall_report,
 )
+from jebm.energies import heads, networks
 
 KEY = jax.random.PRNGKey(0)
 N = 3
@@ -45,7 +46,7 @@ def _count(params):
 def _with_head_param(params, name, value):
     """Copy of ``params`` with the head's scalar ``name`` set to ``value``."""
     inner = dict(params["params"])
-    inner["energy_head"] = {name: jnp.asarray(value, jnp.float32)}
+    inner["energy_head"] = {**inner.get("energy_head", {}), name: jnp.asarray(value, jnp.float32)}
     return {"params": inner}
 
 
@@ -207,8 +208,29 @@ def test_learnable_head_scalars_start_near_zero(head):
     assert float(params["params"]["energy_head"][head]) == 0.0
 
 
+def test_beta_gamma_head_has_both_terms():
+    model, params, x = _toy_model("beta_gamma")
+    params = _with_head_param(_with_head_param(params, "beta", 0.7), "gamma", 0.4)
+    f = model.apply(params, x, method=EnergyModel.features)
+    expected = f + 0.35 * f**2 + 0.4 * math.sqrt(2) * jnp.sum(x**2, axis=1)
+    np.testing.assert_allclose(model.apply(params, x), expected, rtol=1e-6)
+    assert heads.head_values(params) == pytest.approx({"beta": 0.7, "gamma": 0.4})
+
+
+def test_fixed_beta_is_a_constant_not_a_parameter():
+    model, params, x = _toy_model("beta", beta_learnable=False, beta_init=2.0)
+    assert "energy_head" not in params["params"] and heads.head_values(params) == {}
+    f = model.apply(params, x, method=EnergyModel.features)
+    np.testing.assert_allclose(model.apply(params, x), f + 1.0 * f**2, rtol=1e-6)  # β/2 = 1
+    # Learnable from a chosen start: a parameter equal to beta_init.
+    _, params, _ = _toy_model("beta_gamma", beta_init=0.5)
+    assert float(params["params"]["energy_head"]["beta"]) == 0.5
+    with pytest.raises(ValueError, match="energy.beta_learnable=False needs a number for energy.beta_init"):
+        _toy_model("beta", beta_learnable=False)
+
+
 def test_energy_model_rejects_unknown_head_at_construction():
-    valid = r"\['beta', 'gamma', 'linear', 'quadratic'\]"
+    valid = r"\['beta', 'beta_gamma', 'gamma', 'linear', 'quadratic'\]"
     with pytest.raises(ValueError, match=r"head='cubic' is not one of " + valid):
         EnergyModel(backbone=ToyMLP(), head="cubic")
 
@@ -279,7 +301,7 @@ def test_stall_report_known_values():
         ),
         (
             {"name": "mlp", "head": "cubic"},
-            "energy.head='cubic' is not one of ['beta', 'gamma', 'linear', 'quadratic']",
+            "energy.head='cubic' is not one of ['beta', 'beta_gamma', 'gamma', 'linear', 'quadratic']",
         ),
         (
             {"name": "lenet", "activation": "relu"},
@@ -338,3 +360,35 @@ def test_torch_init_matches_pytorch_linear_defaults():
     default = make_energy("mlp", hidden=(256, 256)).init(jax.random.key(0), jnp.zeros((1, 2)))
     np.testing.assert_allclose(float(jnp.var(default["params"]["backbone"]["Dense_1"]["kernel"])), 1 / 256, rtol=0.05)
     assert float(jnp.abs(default["params"]["backbone"]["Dense_1"]["bias"]).max()) == 0.0
+
+
+# --- spectral normalisation ----------------------------------------------------
+
+
+def test_spectral_normalize_divides_by_the_largest_singular_value():
+    kernel = jax.random.normal(jax.random.key(3), (3, 3, 8, 16))  # a conv kernel: W is (72, 16)
+    sigma = np.linalg.svd(np.asarray(kernel).reshape(72, 16), compute_uv=False)
+    normalized = np.asarray(networks.spectral_normalize(kernel, 200)).reshape(72, 16)
+    np.testing.assert_allclose(np.linalg.svd(normalized, compute_uv=False)[0], 1.0, rtol=1e-4)
+    np.testing.assert_allclose(normalized, np.asarray(kernel).reshape(72, 16) / sigma[0], rtol=1e-4)
+    # Few iterations: a lower bound on σ, so the normalised norm is at least 1.
+    assert np.linalg.svd(np.asarray(networks.spectral_normalize(kernel, 2)).reshape(72, 16), compute_uv=False)[0] >= 1 - 1e-6
+
+
+def test_spectral_norm_cnn_keeps_parameter_names_and_bounds_each_layer():
+    x = _normal(6, (2, 28, 28))
+    plain = make_energy("custom_cnn")
+    normed = make_energy("custom_cnn", spectral_norm=50)
+    params = plain.init(jax.random.key(0), x)
+    assert jax.tree_util.tree_structure(params) == jax.tree_util.tree_structure(normed.init(jax.random.key(0), x))
+    # Same raw parameters, different function: each kernel is used divided by its σ.
+    assert not np.allclose(plain.apply(params, x), normed.apply(params, x))
+    # Scaling every kernel by 10 leaves the normalised network's f unchanged up to the biases' share:
+    # with zero biases it is exactly invariant.
+    zero_bias = jax.tree_util.tree_map_with_path(
+        lambda path, v: jnp.zeros_like(v) if path[-1].key == "bias" else v, params)
+    scaled = jax.tree_util.tree_map_with_path(
+        lambda path, v: 10.0 * v if path[-1].key == "kernel" else v, zero_bias)
+    np.testing.assert_allclose(normed.apply(zero_bias, x), normed.apply(scaled, x), rtol=1e-4, atol=1e-6)
+    for name in ("lenet",):
+        assert make_energy(name, spectral_norm=3).init(jax.random.key(0), x)

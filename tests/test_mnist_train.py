@@ -159,6 +159,24 @@ def test_other_presets_train(tmp_path, data_dir, isolated_cache, name, presets):
         assert json.loads((tmp_path / "config.json").read_text())["sampler"]["name"] == "sghmc"
 
 
+def test_stabilisers_and_beta_gamma_head_train_on_mnist(tmp_path, data_dir, isolated_cache):
+    """spectral_norm, grad_clip and the β+γ head reach the CNN, the sampler and the logs."""
+    config = smoke_config("mnist_sgld", "smoke", data_dir)
+    config.eval.quality = False
+    config.training.sample_every = 0
+    config.energy.spectral_norm = 2
+    config.energy.head = "beta_gamma"
+    config.sampler.grad_clip = 0.01
+    summary = train.train_and_evaluate(config, tmp_path)
+    parts = train.build_parts(config)
+    assert parts.model.backbone.spectral_norm == 2 and parts.model.head == "beta_gamma"
+    assert set(summary["head"]) == {"beta", "gamma"}
+    samples = np.load(tmp_path / "samples.npy")
+    assert np.all(np.isfinite(samples))
+    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert all(np.isfinite(r["loss"]) for r in records if "loss" in r)
+
+
 TABLE_4 = {
     "energy.name": "custom_cnn",
     "optimizer.name": "adam",
@@ -223,6 +241,18 @@ def test_custom_cnn_is_table_3():
     kernels = {k.split("/")[-2]: v.shape for k, v in _flatten(params["params"]) if k.endswith("kernel")}
     assert kernels == {"conv1": (5, 5, 1, 16), "conv2": (3, 3, 16, 32), "conv3": (3, 3, 32, 64),
                        "conv4": (3, 3, 64, 64), "fc1": (256, 64), "fc2": (64, 1)}
+
+
+def test_bad_spectral_norm_is_rejected():
+    config = load_config("mnist_sgld", "smoke")
+    config.energy.spectral_norm = -1
+    with pytest.raises(config_validation.ConfigError, match=r"energy.spectral_norm=-1 must be an integer >= 0"):
+        config_validation.validate(config)
+    config = load_config("mnist_sgld", "smoke")
+    config.energy.name = "toy_mlp"
+    config.energy.spectral_norm = 3
+    with pytest.raises(config_validation.ConfigError, match=r"energy.spectral_norm=3 applies to energy.name in"):
+        config_validation.validate(config)
 
 
 @pytest.mark.parametrize("conv_impl", ["", "xla", "im2col"])

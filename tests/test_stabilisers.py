@@ -140,3 +140,91 @@ def test_drift_noise_ratio_is_logged_and_ema_trains_with_the_donating_step(tmp_p
         expected = s.step_size * r["grad_norm_run_mean"] / np.sqrt(2 * s.step_size * s.temperature * 2)
         assert r["drift_noise_ratio"] == pytest.approx(expected, rel=1e-5)
     assert summary["drift_noise"]["mean"] == pytest.approx(np.mean([r["drift_noise_ratio"] for r in records]))
+
+
+# --- Langevin gradient clipping (sampler.grad_clip, IGEBM's proj_norm) ---
+
+
+def test_clip_grad_norm_caps_each_chain_over_all_leaves():
+    tree = {"a": jnp.array([[3.0, 0.0], [0.3, 0.0]]), "b": jnp.array([[4.0], [0.4]])}  # chain norms 5 and 0.5
+    clipped = base.clip_grad_norm(tree, 2.0)
+    np.testing.assert_allclose(base.per_chain_norm(clipped), [2.0, 0.5], rtol=1e-6)
+    np.testing.assert_allclose(clipped["a"][0], [1.2, 0.0], rtol=1e-6)  # direction kept: 3 · 2/5
+    np.testing.assert_allclose(clipped["b"][0], [1.6], rtol=1e-6)
+    np.testing.assert_array_equal(clipped["a"][1], tree["a"][1])  # under the cap: untouched
+    assert base.clip_grad_norm(tree, None) is tree
+
+
+def test_sgld_grad_clip_step_matches_its_equation():
+    energy = lambda x: 0.5 * jnp.sum(jnp.array([1.0, 100.0]) * x**2, axis=-1)  # noqa: E731
+    x0 = jnp.array([[1.0, 1.0], [0.01, 0.001]])
+    kernel = samplers.sgld_module.build_kernel(grad_clip=3.0)
+    state = samplers.sgld_module.init(x0, energy)
+    new, info = kernel(jax.random.key(0), state, energy, 0.01, 1.0)
+    g = np.array([[1.0, 100.0], [0.01, 0.1]])
+    norms = np.linalg.norm(g, axis=1, keepdims=True)
+    g_tilde = g * np.minimum(1.0, 3.0 / norms)
+    w = np.asarray(base.normal_like(jax.random.key(0), x0))
+    np.testing.assert_allclose(new.position, np.asarray(x0) - 0.01 * g_tilde + np.sqrt(0.02) * w, rtol=1e-5)
+    # Info reports the unclipped gradient norm at the new position.
+    np.testing.assert_allclose(info.grad_norm, base.per_chain_norm(jax.grad(lambda x: energy(x).sum())(new.position)),
+                               rtol=1e-5)
+
+
+def test_sghmc_grad_clip_kicks_with_the_capped_gradient():
+    energy = lambda x: 0.5 * 400.0 * jnp.sum(x**2, axis=-1)  # noqa: E731
+    x0 = jnp.array([[1.0], [0.001]])
+    kernel = samplers.sghmc_module.build_kernel("symplectic_euler", grad_clip=2.0)
+    state = samplers.sghmc_module.init(x0, energy)  # zero momentum without a key
+    eta, friction = 0.01, 1.0
+    new, _ = kernel(jax.random.key(1), state, energy, eta, friction, 1.0, 1.0)
+    w = np.asarray(base.normal_like(jax.random.key(1), state.momentum))
+    g_tilde = np.array([[2.0], [0.4]])  # 400 clipped to 2; 0.4 under the cap
+    r = -eta * g_tilde + np.sqrt(2 * eta * friction) * w
+    np.testing.assert_allclose(new.momentum, r, rtol=1e-5)
+    np.testing.assert_allclose(new.position, np.asarray(x0) + eta * r, rtol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["sgld", "sghmc"])
+def test_grad_clip_that_never_binds_changes_nothing(name):
+    kwargs = {"friction": 1.0} if name == "sghmc" else {}
+    plain = samplers.ALGORITHMS[name](quadratic, 0.05, **kwargs)
+    capped = samplers.ALGORITHMS[name](quadratic, 0.05, grad_clip=1e6, **kwargs)
+    x0 = jnp.linspace(-3, 3, 12).reshape(6, 2)
+    a, _ = samplers.run_chain(jax.random.key(1), plain, plain.init(x0), 20)
+    b, _ = samplers.run_chain(jax.random.key(1), capped, capped.init(x0), 20)
+    np.testing.assert_allclose(a.position, b.position, rtol=1e-6, atol=1e-7)
+
+
+def test_grad_clip_changes_the_stationary_law_to_the_clipped_energy():
+    """E = ½x² with ∇E capped at c is Langevin on Ẽ = ½x² (|x| ≤ c), c|x| − c²/2 beyond: heavier tails.
+
+    Its variance, by quadrature, is far above E's 1, and SGLD with the cap at small η matches it:
+    the cap breaks exactness in a way that is known in closed form.
+    """
+    c = 0.5
+    xs = np.linspace(-40, 40, 400_001)
+    e_tilde = np.where(np.abs(xs) <= c, 0.5 * xs**2, c * np.abs(xs) - 0.5 * c**2)
+    p = np.exp(-e_tilde)
+    var_tilde = np.sum(xs**2 * p) / np.sum(p)
+    assert var_tilde > 5.0  # about 7.3: the cap matters
+    algo = samplers.sgld(quadratic, 0.02, grad_clip=c)
+    state = algo.init(jnp.zeros((20_000, 1)))
+    run = jax.jit(lambda k, s: samplers.run_chain(k, algo, s, 3000))
+    state, _ = run(jax.random.key(5), state)
+    x = np.asarray(state.position[:, 0])
+    assert abs(x.var() / var_tilde - 1.0) < 0.06, (x.var(), var_tilde)
+
+
+def test_bad_grad_clip_is_rejected():
+    with pytest.raises(ValueError, match="grad_clip"):
+        samplers.sgld(quadratic, 0.1, grad_clip=-1.0)
+    config = load_config("gmm_sgld", "smoke")
+    config.sampler.grad_clip = 0.0
+    with pytest.raises(config_validation.ConfigError, match=r"sampler.grad_clip=0.0 must be > 0"):
+        config_validation.validate(config)
+    config = load_config("gmm_sgld", "smoke")
+    config.sampler.name = "mala"
+    config.sampler.grad_clip = 1.0
+    with pytest.raises(config_validation.ConfigError, match=r"sampler.grad_clip=1.0 is for sampler.name in"):
+        config_validation.validate(config)

@@ -64,6 +64,34 @@ def test_smoke_run_reports_likelihood_and_chain_diagnostics(smoke_run):
     assert summary["drift_noise"]["num_steps"] == config.sampler.num_steps
 
 
+def test_learnable_beta_and_gamma_are_logged_and_reported(tmp_path):
+    config = load_config("gmm_sgld", "smoke,nopcd")
+    config.energy.head = "beta_gamma"
+    summary = train.train_and_evaluate(config, tmp_path)
+    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    logged = [r for r in records if "beta" in r]
+    assert logged and all("gamma" in r for r in logged)
+    assert set(summary["head"]) == {"beta", "gamma"}
+    assert summary["head"]["beta"] == pytest.approx(logged[-1]["beta"], rel=1e-6)
+    assert summary["head"]["beta"] != logged[0]["beta"]  # it trains
+    # TensorBoard has the scalars too.
+    events = list((tmp_path / "tensorboard").glob("events.*"))
+    assert events and b"train/beta" in events[0].read_bytes() and b"train/gamma" in events[0].read_bytes()
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("beta_learnable", False, r"energy.beta_learnable=False needs energy.beta_init"),
+    ("beta_init", 1.0, r"energy.beta_learnable / energy.beta_init apply to energy.head in \['beta', 'beta_gamma'\]"),
+])
+def test_bad_beta_fields_are_rejected(field, value, message):
+    from jebm import config_validation
+
+    config = load_config("gmm_sgld", "smoke")
+    config.energy[field] = value
+    with pytest.raises(config_validation.ConfigError, match=message):
+        config_validation.validate(config)
+
+
 def test_energy_grid_layout_is_energy_of_xs_j_ys_i(smoke_run):
     config, workdir, _ = smoke_run
     grid = np.load(workdir / "energy_grid.npz")

@@ -39,12 +39,19 @@ def base_config() -> config_dict.ConfigDict:
 
     c.energy = config_dict.ConfigDict()
     c.energy.name = "toy_mlp"  # toy_mlp | mlp | lenet | custom_cnn
-    c.energy.head = "linear"  # linear | quadratic | beta | gamma
+    c.energy.head = "linear"  # linear | quadratic | beta | gamma | beta_gamma
     c.energy.head_offset = config_dict.placeholder(float)  # None: 1.0 for quadratic, else 0.0
+    # Heads beta / beta_gamma: β learnable (True) or fixed at beta_init (False, the report's
+    # hand-tuned β). beta_init: None draws the learnable β from N(0, 0.01²); a number starts it there.
+    c.energy.beta_learnable = True
+    c.energy.beta_init = config_dict.placeholder(float)
     c.energy.activation = ""  # "" = the network's default
     c.energy.hidden = config_dict.placeholder(tuple)  # mlp widths; None = 32-64-64-64
     c.energy.out_init_std = config_dict.placeholder(float)  # None = Flax's default init
     c.energy.conv_impl = ""  # custom_cnn: "" (im2col on the CPU, xla elsewhere) | xla (lax.conv) | im2col (same function)
+    # custom_cnn / lenet: spectral normalisation of every layer's kernel, W / σ̂(W) with σ̂ from
+    # this many power iterations per call (networks.spectral_normalize); 0 = off.
+    c.energy.spectral_norm = 0
     c.energy.param_init = ""  # MLPs: "" / lecun_normal (Flax default) | torch (PyTorch's nn.Linear default)
 
     c.sampler = config_dict.ConfigDict()
@@ -64,6 +71,10 @@ def base_config() -> config_dict.ConfigDict:
     # position into it, which changes their stationary law; MALA rejects moves that leave it
     # (exact for exp(-E/T) restricted to the box). MNIST: the data range (-1, 1).
     c.sampler.bounds = config_dict.placeholder(tuple)
+    # None, or c > 0: cap each chain's ∇ₓE at norm c in the drift (SGLD) or the momentum
+    # kicks (SGHMC), IGEBM's proj_norm. Bounds every step on steep energies, but where the
+    # cap binds the chain no longer targets exp(-E/T) (not exact). Not for MALA.
+    c.sampler.grad_clip = config_dict.placeholder(float)
 
     c.chain_init = config_dict.ConfigDict()
     c.chain_init.name = "uniform"  # uniform | gaussian

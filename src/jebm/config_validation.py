@@ -12,7 +12,7 @@ from ml_collections import config_dict
 
 from jebm import losses, optim
 from jebm.data import mnist, pipeline
-from jebm.energies.heads import HEADS
+from jebm.energies.heads import BETA_HEADS, HEADS
 from jebm.energies.networks import ACTIVATIONS, DENSE_INITS
 from jebm.energies.factory import NETWORKS
 from jebm.samplers import factory as sampler_factory
@@ -99,6 +99,13 @@ def validate(config: config_dict.ConfigDict) -> None:
     c.choice("energy.name", NETWORKS)
     c.choice("energy.head", HEADS)
     c.number("energy.head_offset", allow_none=True)
+    c.boolean("energy.beta_learnable")
+    c.number("energy.beta_init", allow_none=True)
+    if c.get("energy.beta_learnable") is False and c.get("energy.beta_init") is None:
+        c.errors.append("energy.beta_learnable=False needs energy.beta_init (the fixed β), e.g. 1.0")
+    if (c.get("energy.beta_learnable") is False or c.get("energy.beta_init") is not None) and c.get("energy.head") not in BETA_HEADS:
+        c.errors.append(f"energy.beta_learnable / energy.beta_init apply to energy.head in {sorted(BETA_HEADS)}, "
+                        f"not {c.get('energy.head')!r}")
     act = c.get("energy.activation")
     if act not in ("", *ACTIVATIONS):
         c.errors.append(f"energy.activation={act!r} is not one of {sorted(('',) + tuple(ACTIVATIONS))} ('' = the network's default)")
@@ -111,6 +118,10 @@ def validate(config: config_dict.ConfigDict) -> None:
         c.errors.append(f"energy.conv_impl={conv!r} is not one of ['', 'im2col', 'xla'] ('' = im2col on the CPU, xla elsewhere)")
     elif conv and c.get("energy.name") != "custom_cnn":
         c.errors.append(f"energy.conv_impl={conv!r} applies to energy.name='custom_cnn', not {c.get('energy.name')!r}")
+    c.integer("energy.spectral_norm", ge=0)
+    if _is_int(c.get("energy.spectral_norm")) and c.get("energy.spectral_norm") > 0 and c.get("energy.name") not in ("custom_cnn", "lenet"):
+        c.errors.append(f"energy.spectral_norm={c.get('energy.spectral_norm')!r} applies to energy.name in "
+                        f"['custom_cnn', 'lenet'], not {c.get('energy.name')!r} (0 = off)")
     init = c.get("energy.param_init")
     if init not in ("", *DENSE_INITS):
         c.errors.append(f"energy.param_init={init!r} is not one of {sorted(('',) + DENSE_INITS)} ('' = Flax's default)")
@@ -132,6 +143,10 @@ def validate(config: config_dict.ConfigDict) -> None:
     bounds = c.get("sampler.bounds")
     if bounds is not None and not (len(bounds) == 2 and all(_is_number(b) for b in bounds) and bounds[0] < bounds[1]):
         c.errors.append(f"sampler.bounds={bounds!r} must be None or (low, high) with low < high, e.g. (-1.0, 1.0)")
+    c.number("sampler.grad_clip", gt=0, allow_none=True)
+    if c.get("sampler.grad_clip") is not None and c.get("sampler.name") == "mala":
+        c.errors.append(f"sampler.grad_clip={c.get('sampler.grad_clip')!r} is for sampler.name in ['sghmc', 'sgld'], "
+                        "not 'mala' (MALA is exact; set sampler.grad_clip=None)")
     # chains
     c.choice("chain_init.name", sampler_factory.CHAIN_INITS)
     c.number("chain_init.low")

@@ -29,7 +29,7 @@ from ml_collections import config_dict
 from jebm import checkpoint, evaluation, fileio, losses, optim, sharding
 from jebm.evaluation import diagnostics
 from jebm.data import pipeline
-from jebm.energies import make_energy
+from jebm.energies import heads, make_energy
 from jebm.samplers import factory as sampler_factory
 from jebm.samplers import init as chain_init
 from jebm.samplers.chain import run_chain
@@ -145,6 +145,11 @@ def build_parts(config: config_dict.ConfigDict) -> Parts:
         energy_kwargs["param_init"] = e.param_init
     if e.name == "custom_cnn":
         energy_kwargs["conv_impl"] = resolve_conv_impl(e.conv_impl)
+    if e.get("spectral_norm", 0):
+        energy_kwargs["spectral_norm"] = int(e.spectral_norm)
+    if e.get("beta_init") is not None:
+        energy_kwargs["beta_init"] = float(e.beta_init)
+    energy_kwargs["beta_learnable"] = bool(e.get("beta_learnable", True))
     model = make_energy(e.name, head=e.head, head_offset=e.head_offset, **energy_kwargs)
     o = config.optimizer
     optim.make_optimizer(o.name, o.learning_rate, o.weight_decay)  # validates the name early
@@ -241,6 +246,8 @@ def make_train_step(config, parts: Parts, chain_sharding=None):
             "max_abs_energy": jnp.maximum(jnp.max(jnp.abs(e_pos)), jnp.max(jnp.abs(e_neg))),
             "chains_finite": jnp.all(jnp.isfinite(x_neg)),
         }
+        head = params["params"].get("energy_head", {})
+        metrics.update({name: head[name] for name in ("beta", "gamma") if name in head})  # learnable head scalars
         new_state = state.replace(step=state.step + 1, params=params, opt_state=opt_state, bank=bank,
                                   ema_params=ema_params)
         return new_state, metrics
@@ -452,6 +459,7 @@ def train_and_evaluate(config: config_dict.ConfigDict, workdir: str | os.PathLik
     summary = evaluation.evaluate_and_write(config, parts, state.eval_params, workdir, info["records"])
     summary.update({k: v for k, v in info.items() if k != "records"})
     summary["drift_noise"] = drift_noise_summary(info["records"], config.sampler.num_steps)
+    summary["head"] = heads.head_values(state.eval_params)  # final β / γ, {} for heads without them
     summary["wall_time_s"] = time.time() - t0
     summary["data"] = parts.data.description
     fileio.write_json(workdir / "summary.json", summary)

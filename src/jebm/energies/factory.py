@@ -69,6 +69,8 @@ def make_energy(
     activation: Optional[str] = None,
     hidden: Optional[Sequence[int]] = None,
     head_init_std: float = 0.01,
+    beta_learnable: bool = True,
+    beta_init: Optional[float] = None,
     **kwargs: Any,
 ) -> EnergyModel:
     """Build ``EnergyModel(backbone=<name>, head=head)``.
@@ -76,8 +78,8 @@ def make_energy(
     Args:
       name: backbone, one of ``sorted(NETWORKS)``: ``"custom_cnn"``,
         ``"lenet"``, ``"mlp"``, ``"toy_mlp"``.
-      head: one of ``HEADS``: ``"beta"``, ``"gamma"``, ``"linear"``,
-        ``"quadratic"``.
+      head: one of ``HEADS``: ``"beta"``, ``"beta_gamma"``, ``"gamma"``,
+        ``"linear"``, ``"quadratic"``.
       head_offset: constant added to ``f`` before the head; ``None`` takes the
         head's default (1 for ``quadratic``, which avoids the stall at
         initialisation, else 0). See ``jebm.energies.heads``.
@@ -85,6 +87,10 @@ def make_energy(
         (LeakyReLU for the MLPs, Swish for the CNNs).
       hidden: hidden widths, ``"mlp"`` only; defaults to ``(32, 64, 64, 64)``.
       head_init_std: std of the initial ``β``/``γ`` of those heads.
+      beta_learnable: ``False`` fixes β at ``beta_init`` (heads ``beta``,
+        ``beta_gamma``).
+      beta_init: start (or fixed value) of β; ``None`` draws it from
+        N(0, head_init_std²).
       **kwargs: further backbone fields, e.g. ``leaky_slope``,
         ``out_init_std``, ``dtype``, ``param_dtype``.
 
@@ -111,6 +117,8 @@ def make_energy(
         head=head,
         head_offset=head_offset,
         head_init_std=head_init_std,
+        beta_learnable=beta_learnable,
+        beta_init=beta_init,
     )
 
 

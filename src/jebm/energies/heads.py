@@ -6,7 +6,12 @@ With ``u = f(x) + c`` (``c`` the head offset, see below) the heads are
 * ``quadratic``: ``E = ½ u²`` (paper Eq. 20), so ``∇ₓE = u ∇ₓf``;
 * ``beta``:      ``E = u + (β/2) u²``, ``β`` learnable, initialised near 0;
 * ``gamma``:     ``E = u + γ √n ‖x‖²``, ``γ`` learnable, initialised near 0,
-  ``n`` the number of elements of one example (784 for MNIST, 2 for the toy).
+  ``n`` the number of elements of one example (784 for MNIST, 2 for the toy);
+* ``beta_gamma``: ``E = u + (β/2) u² + γ √n ‖x‖²``, both terms.
+
+``β`` can be fixed instead of learned (``beta_learnable=False`` with
+``beta_init``, the report's hand-tuned β), or learned from a chosen start
+(``beta_init``); by default it is learned from N(0, init_std²).
 
 The head offset and the quadratic stall
     A freshly initialised network often has ``f ≈ 0`` (the paper author drew
@@ -37,10 +42,12 @@ from jebm.energies.networks import check_choice, flatten_examples
 
 Array = jax.Array
 
-HEADS = ("beta", "gamma", "linear", "quadratic")
+HEADS = ("beta", "beta_gamma", "gamma", "linear", "quadratic")
+BETA_HEADS = ("beta", "beta_gamma")  # the heads with a β
+GAMMA_HEADS = ("beta_gamma", "gamma")  # the heads with a γ
 
 # Why 1 for quadratic: see the module docstring ("the quadratic stall").
-DEFAULT_HEAD_OFFSETS = {"beta": 0.0, "gamma": 0.0, "linear": 0.0, "quadratic": 1.0}
+DEFAULT_HEAD_OFFSETS = {"beta": 0.0, "beta_gamma": 0.0, "gamma": 0.0, "linear": 0.0, "quadratic": 1.0}
 
 # Below this mean |u| the quadratic head damps ∇ₓE by at least 10x relative
 # to the linear head, which is when sampling starts as a near random walk.
@@ -77,8 +84,9 @@ def gamma_energy(u: Array, x: Array, gamma: Array) -> Array:
 def head_values(params) -> dict:
     """The learnable head scalars in ``params``: ``{"beta": β}`` and/or ``{"gamma": γ}`` as floats.
 
-    Empty for heads without parameters. Works on single-model parameters (what
-    training logs every ``log_every`` steps and reports in ``summary.json``).
+    Empty for heads without parameters (and without ``beta`` when β is fixed).
+    Works on single-model parameters (what training logs every ``log_every``
+    steps and reports in ``summary.json``).
     """
     if hasattr(params, "get") and "params" in params:  # a Flax variables dict
         params = params["params"]
@@ -99,10 +107,27 @@ class EnergyHead(nn.Module):
       kind: one of ``HEADS``.
       init_std: ``β`` and ``γ`` start from N(0, init_std²), i.e. "randomly
         initialised around 0" as in the paper; 0 starts them exactly at 0.
+      beta_learnable: ``False`` fixes ``β = beta_init`` (a constant, not a
+        parameter), the report's hand-tuned β.
+      beta_init: ``None`` draws the learnable β from N(0, init_std²); a number
+        starts it there (or fixes it there, with ``beta_learnable=False``).
     """
 
     kind: str = "linear"
     init_std: float = 0.01
+    beta_learnable: bool = True
+    beta_init: Optional[float] = None
+
+    def _beta(self) -> Array:
+        if not self.beta_learnable:
+            if self.beta_init is None:
+                raise ValueError("energy.beta_learnable=False needs a number for energy.beta_init (the fixed β)")
+            return jnp.asarray(self.beta_init, jnp.float32)
+        if self.beta_init is None:
+            init = nn.initializers.normal(stddev=self.init_std)
+        else:
+            init = nn.initializers.constant(self.beta_init)
+        return self.param("beta", init, (), jnp.float32)
 
     @nn.compact
     def __call__(self, u: Array, x: Array) -> Array:
@@ -111,11 +136,12 @@ class EnergyHead(nn.Module):
         init = nn.initializers.normal(stddev=self.init_std)
         if self.kind == "quadratic":
             return quadratic_energy(u)
-        if self.kind == "beta":
-            return beta_energy(u, self.param("beta", init, (), jnp.float32))
-        if self.kind == "gamma":
-            return gamma_energy(u, x, self.param("gamma", init, (), jnp.float32))
-        return u
+        energy = u
+        if self.kind in BETA_HEADS:
+            energy = beta_energy(u, self._beta())
+        if self.kind in GAMMA_HEADS:
+            energy = gamma_energy(energy, x, self.param("gamma", init, (), jnp.float32))
+        return energy
 
 
 class EnergyModel(nn.Module):
@@ -131,12 +157,15 @@ class EnergyModel(nn.Module):
         takes the head's default (1 for ``quadratic``, else 0). See the module
         docstring for why.
       head_init_std: std of the initial ``β`` or ``γ``.
+      beta_learnable, beta_init: see ``EnergyHead``.
     """
 
     backbone: nn.Module
     head: str = "linear"
     head_offset: Optional[float] = None
     head_init_std: float = 0.01
+    beta_learnable: bool = True
+    beta_init: Optional[float] = None
 
     def __post_init__(self):
         # Fail at construction rather than at the first init/apply.
@@ -144,7 +173,8 @@ class EnergyModel(nn.Module):
         super().__post_init__()
 
     def setup(self):
-        self.energy_head = EnergyHead(kind=self.head, init_std=self.head_init_std)
+        self.energy_head = EnergyHead(kind=self.head, init_std=self.head_init_std,
+                                      beta_learnable=self.beta_learnable, beta_init=self.beta_init)
 
     @property
     def offset(self) -> float:

@@ -6,14 +6,14 @@ from typing import Callable
 
 import jax
 
-from jebm.samplers import base
+from jebm.samplers import base, registry
 from jebm.samplers import init as chain_init
-from jebm.samplers.mala import as_top_level_api as mala_api
-from jebm.samplers.sghmc import as_top_level_api as sghmc_api
-from jebm.samplers.sgld import as_top_level_api as sgld_api
 from jebm.samplers.base import EnergyFn, SamplingAlgorithm, check_choice
 
-SAMPLERS = ("mala", "sghmc", "sgld")
+# jebm's constructors, whose steps also take per-step overrides (run_chain's schedules).
+mala_api, sghmc_api, sgld_api = registry.mala, registry.sghmc, registry.sgld
+
+SAMPLERS = registry.NAMES  # live: jebm's own names and those added by jebm.samplers.register
 MASS_CONVENTIONS = ("inverse_mass", "mass")
 CHAIN_INITS = ("gaussian", "uniform")
 
@@ -30,15 +30,27 @@ def effective_mass(mass: float, convention: str) -> float:
 
 
 def make_sampler(cfg, energy_fn: EnergyFn) -> SamplingAlgorithm:
-    """``SamplingAlgorithm`` for ``cfg`` (a ``config.sampler`` block) on ``energy_fn``."""
+    """``SamplingAlgorithm`` for ``cfg`` (a ``config.sampler`` block) on ``energy_fn``.
+
+    ``cfg.name`` is one of jebm's samplers or a name added by
+    :func:`jebm.samplers.register` (see :func:`registry.make_registered`).
+    """
     check_choice("sampler.name", cfg.name, SAMPLERS)
     chunk_size = cfg.get("chunk_size", 0)
     if chunk_size:
         energy_fn = base.chunked(energy_fn, chunk_size)
+    if cfg.name not in registry.BUILT_IN:
+        return registry.make_registered(cfg, energy_fn)
     bounds = cfg.get("bounds")
+    grad_clip = cfg.get("grad_clip")
     if cfg.name == "sgld":
-        return sgld_api(energy_fn, cfg.step_size, temperature=cfg.temperature, bounds=bounds)
+        return sgld_api(energy_fn, cfg.step_size, temperature=cfg.temperature, bounds=bounds, grad_clip=grad_clip)
     if cfg.name == "mala":
+        if grad_clip is not None:
+            raise ValueError(
+                f"sampler.grad_clip={grad_clip!r} is supported by sampler.name in ['sghmc', 'sgld'], not 'mala' "
+                "(MALA is exact; set sampler.grad_clip=None)"
+            )
         return mala_api(energy_fn, cfg.step_size, temperature=cfg.temperature, bounds=bounds)
     return sghmc_api(
         energy_fn,
@@ -48,6 +60,7 @@ def make_sampler(cfg, energy_fn: EnergyFn) -> SamplingAlgorithm:
         integrator=cfg.integrator,
         temperature=cfg.temperature,
         bounds=bounds,
+        grad_clip=grad_clip,
     )
 
 
