@@ -6,36 +6,49 @@ Top-level constructors, each returning ``SamplingAlgorithm(init, step)``:
 * ``sghmc(energy_fn, step_size, *, friction, mass=1.0, integrator="symplectic_euler", temperature=1.0)``
 * ``mala(energy_fn, step_size, *, temperature=1.0)``
 
-and ``run_chain(rng_key, algorithm, state, num_steps, *, trace=False)``.
+Each is also its module, as in BlackJAX: ``sgld.init``, ``sgld.build_kernel``,
+``sgld.State``, ``sgld.Info`` (:class:`jebm.samplers.registry.SamplerAPI`).
+
+``run_chain(rng_key, algorithm, state, num_steps, *, trace=False, schedule=None)``
+runs a chain, with optional per-step parameter schedules, and
+``register(name, constructor)`` makes any ``SamplingAlgorithm`` constructor
+selectable by a config's ``sampler.name``. :mod:`jebm.samplers.conventions`
+converts other code's Langevin (step, noise) pairs to jebm's (η, T).
 """
 
-from jebm.samplers import base, init, mala as mala_module, sghmc as sghmc_module, sgld as sgld_module
+from jebm.samplers import base, conventions, init
 from jebm.samplers.base import SamplingAlgorithm, chunked, energy_and_grad
 from jebm.samplers.chain import ChainSummary, run_chain
 from jebm.samplers.init import PersistentBank, bank_draw, bank_init, bank_write, gaussian, uniform
+from jebm.samplers.registry import SamplerAPI, mala, register, schedulable, sghmc, sgld, unregister
 
-sgld = sgld_module.as_top_level_api
-sghmc = sghmc_module.as_top_level_api
-mala = mala_module.as_top_level_api
+# The modules themselves, under the names earlier jebm code imported them by.
+mala_module, sghmc_module, sgld_module = mala.module, sghmc.module, sgld.module
 
 ALGORITHMS = {"sgld": sgld, "sghmc": sghmc, "mala": mala}
+"""jebm's own samplers by name (registered ones are in ``registry.NAMES``)."""
 
 __all__ = [
     "ALGORITHMS",
     "ChainSummary",
     "PersistentBank",
+    "SamplerAPI",
     "SamplingAlgorithm",
     "bank_draw",
     "bank_init",
     "bank_write",
     "base",
     "chunked",
+    "conventions",
     "energy_and_grad",
     "gaussian",
     "init",
     "mala",
+    "register",
     "run_chain",
+    "schedulable",
     "sghmc",
     "sgld",
     "uniform",
+    "unregister",
 ]
