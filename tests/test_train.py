@@ -92,6 +92,16 @@ def test_bad_beta_fields_are_rejected(field, value, message):
         config_validation.validate(config)
 
 
+def test_train_and_evaluate_validates_the_config_before_writing(tmp_path):
+    from jebm import config_validation
+
+    config = load_config("gmm_sgld", "smoke")
+    config.sampler.step_size = -0.1
+    with pytest.raises(config_validation.ConfigError, match=r"sampler.step_size=-0.1 must be > 0"):
+        train.train_and_evaluate(config, tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
 def test_energy_grid_layout_is_energy_of_xs_j_ys_i(smoke_run):
     config, workdir, _ = smoke_run
     grid = np.load(workdir / "energy_grid.npz")
@@ -147,6 +157,11 @@ def test_kill_and_resume_is_bit_identical(tmp_path):
     killed_at = checkpoint.available_steps(killed_dir / "checkpoints")
     assert killed_at and killed_at[-1] < 300, f"the run was not interrupted mid-way: {killed_at}"
     subprocess.run(cmd, cwd=ROOT, env=env, check=True, capture_output=True, timeout=600)
+    # It resumed from the last checkpoint the killed run wrote, and ran only the remaining steps
+    # (a restart from scratch would be bit-identical too: randomness depends only on the step).
+    summary = json.loads((killed_dir / "summary.json").read_text())
+    assert summary["resumed_from"] == killed_at[-1] and summary["steps_run"] == 300 - killed_at[-1]
+    assert json.loads((full_dir / "summary.json").read_text())["steps_run"] == 300
 
     read = lambda d: serialization.msgpack_restore((d / "checkpoints/ckpt_300.msgpack").read_bytes())  # noqa: E731
     full, resumed = read(full_dir), read(killed_dir)

@@ -26,7 +26,7 @@ import optax
 from flax import struct
 from ml_collections import config_dict
 
-from jebm import checkpoint, evaluation, fileio, losses, optim, sharding
+from jebm import checkpoint, config_validation, evaluation, fileio, losses, optim, sharding
 from jebm.evaluation import diagnostics
 from jebm.data import pipeline
 from jebm.energies import heads, make_energy
@@ -358,11 +358,13 @@ def train(config, workdir: str | os.PathLike) -> tuple[TrainState, Parts, dict]:
     first_step_s = None
     last_saved = restored_step if restored is not None else None
     bar = _progress(total, start, tc.progress)
+    steps_run = 0  # steps executed by this call (rolled-back ones included): total - start on a clean run
     try:
         step = start
         while step < total:
             ts = time.time()
             new_state, metrics = step_fn(state, batch_fn(jnp.asarray(step, jnp.int32)))
+            steps_run += 1
             metrics = jax.device_get(metrics)
             if first_step_s is None:
                 first_step_s = time.time() - ts  # includes compilation
@@ -402,6 +404,7 @@ def train(config, workdir: str | os.PathLike) -> tuple[TrainState, Parts, dict]:
         "train_time_s": time.time() - t0,
         "steps": total,
         "resumed_from": restored_step,
+        "steps_run": steps_run,
         "first_step_s_incl_compile": first_step_s,
         "rollbacks": rollbacks,
         "records": log.records,
@@ -452,7 +455,11 @@ def train_and_evaluate(config: config_dict.ConfigDict, workdir: str | os.PathLik
 
     Returns:
       The summary written to ``summary.json``.
+
+    Raises:
+      config_validation.ConfigError: listing every invalid field (before anything is written).
     """
+    config_validation.validate(config)
     t0 = time.time()
     state, parts, info = train(config, workdir)
     workdir = Path(workdir)
