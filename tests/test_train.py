@@ -194,6 +194,10 @@ def test_divergence_names_nan_and_keeps_checkpoint(tmp_path):
     with pytest.raises(train.DivergenceError, match=r"diverged at step 21: .*(inf|nan|NaN/Inf).*last good checkpoint \(step 20\)"):
         train.train_and_evaluate(config, tmp_path)
     assert (tmp_path / "checkpoints/ckpt_20.msgpack").read_bytes() == before
+    # summary.json now says why the run stopped (the good run's summary is replaced), and the curves stay.
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["status"] == "diverged" and summary["step"] == 21 and "last good checkpoint (step 20)" in summary["reason"]
+    assert [json.loads(l)["step"] for l in (tmp_path / "metrics.jsonl").read_text().splitlines()][-1] == 20
 
 
 def test_rollback_policy_is_bounded_and_logged(tmp_path):

@@ -102,7 +102,11 @@ def drift_noise_summary(records, num_steps: int) -> dict:
 
 
 class DivergenceError(RuntimeError):
-    """Training produced non-finite or out-of-bound values."""
+    """Training produced non-finite or out-of-bound values; ``step`` is the step that did."""
+
+    def __init__(self, message: str, step: int | None = None):
+        super().__init__(message)
+        self.step = step
 
 
 @dataclasses.dataclass(frozen=True)
@@ -372,7 +376,7 @@ def train(config, workdir: str | os.PathLike) -> tuple[TrainState, Parts, dict]:
             if problem:
                 if config.guard.on_divergence != "rollback" or rollbacks >= config.guard.max_rollbacks or last_saved is None:
                     kept = f" The last good checkpoint (step {last_saved}) is intact in {ckpt_dir}." if last_saved is not None else ""
-                    raise DivergenceError(problem + kept)
+                    raise DivergenceError(problem + kept, step=step + 1)
                 rollbacks += 1
                 state = _rollback(ckpt_dir, create_train_state(config, parts), config.guard.lr_factor, rollbacks)
                 step = int(state.step)
@@ -458,10 +462,18 @@ def train_and_evaluate(config: config_dict.ConfigDict, workdir: str | os.PathLik
 
     Raises:
       config_validation.ConfigError: listing every invalid field (before anything is written).
+      DivergenceError: training diverged (and no rollback was left); ``summary.json`` then
+        holds ``status: "diverged"``, the ``step`` and the ``reason``.
     """
     config_validation.validate(config)
     t0 = time.time()
-    state, parts, info = train(config, workdir)
+    try:
+        state, parts, info = train(config, workdir)
+    except DivergenceError as e:
+        # The curves in metrics.jsonl are kept; summary.json says what stopped the run.
+        fileio.write_json(Path(workdir) / "summary.json", {
+            "status": "diverged", "step": e.step, "reason": str(e), "wall_time_s": time.time() - t0})
+        raise
     workdir = Path(workdir)
     summary = evaluation.evaluate_and_write(config, parts, state.eval_params, workdir, info["records"])
     summary.update({k: v for k, v in info.items() if k != "records"})
@@ -469,6 +481,7 @@ def train_and_evaluate(config: config_dict.ConfigDict, workdir: str | os.PathLik
     summary["head"] = heads.head_values(state.eval_params)  # final β / γ, {} for heads without them
     summary["wall_time_s"] = time.time() - t0
     summary["data"] = parts.data.description
+    summary["status"] = "ok"
     fileio.write_json(workdir / "summary.json", summary)
     return summary
 
