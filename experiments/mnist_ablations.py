@@ -134,8 +134,8 @@ def row_from(group: str, variant: str, seed: int, workdir: Path, command: str, w
         "ais_log_likelihood": ais.get("log_likelihood_nats"), "ais_ess": ais.get("ess"),
         "long_fid": last.get("fid"), "long_class_entropy": last.get("class_entropy"),
         "wall_time_s": wall if wall is not None else summary.get("wall_time_s"),
-        "diverged": bool(match) or (returncode != 0 and not summary),
-        "diverged_step": int(match.group(1)) if match else None,
+        "diverged": summary.get("status") == "diverged" or bool(match) or (returncode != 0 and not summary),
+        "diverged_step": summary.get("step") if summary.get("status") == "diverged" else int(match.group(1)) if match else None,
         "trajectory": head_trajectory(workdir),
     }
     row.update({k: head[k] for k in ("beta", "gamma") if k in head})
