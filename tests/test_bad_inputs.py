@@ -62,6 +62,19 @@ CONFIG_CASES = [
     ({"sampler.temperature": 0.0}, ["sampler.temperature=0.0", "> 0"]),
     ({"guard.lr_factor": 2.0}, ["guard.lr_factor=2.0", "<= 1"]),
     ({"energy.param_init": "xavier"}, ["energy.param_init='xavier'", "'torch'"]),
+    # The validator's checks that are not single-field choice/number/integer/boolean ones
+    # (those are all covered by test_every_validated_field_rejects_bad_values below).
+    ({"energy.conv_impl": "fft"}, ["energy.conv_impl='fft'", "['', 'im2col', 'xla']"]),
+    ({"energy.conv_impl": "xla"}, ["energy.conv_impl='xla' applies to energy.name='custom_cnn'"]),
+    ({"energy.param_init": "torch", "energy.name": "custom_cnn"}, ["energy.param_init='torch' applies to energy.name in ['mlp', 'toy_mlp']"]),
+    ({"energy.spectral_norm": 1}, ["energy.spectral_norm=1 applies to energy.name in ['custom_cnn', 'lenet']"]),
+    ({"energy.beta_learnable": False, "energy.head": "beta"}, ["energy.beta_learnable=False needs energy.beta_init"]),
+    ({"energy.beta_init": 1.0}, ["apply to energy.head in ['beta', 'beta_gamma']"]),
+    ({"sampler.bounds": (1.0, -1.0)}, ["sampler.bounds=(1.0, -1.0)", "low < high"]),
+    ({"sampler.grad_clip": 1.0, "sampler.name": "mala"}, ["sampler.grad_clip=1.0 is for sampler.name in ['sghmc', 'sgld']"]),
+    ({"eval.ais_curve": (10, 0)}, ["eval.ais_curve=(10, 0)", "temperature counts >= 1"]),
+    ({"eval.long_run_curve": (100, -1)}, ["eval.long_run_curve=(100, -1)", "chain lengths >= 1"]),
+    ({"training.ema_decay": 1.0}, ["training.ema_decay=1.0 must be in [0, 1)"]),
 ]
 
 
@@ -225,3 +238,69 @@ def test_batch_larger_than_dataset():
     config.dataset.num_points = 10
     with pytest.raises(ValueError, match=r"training.batch_size=16 is larger than the dataset"):
         train.build_parts(config)
+
+
+def _validated_fields():
+    """Every single-field check in ``config_validation.validate``, read from its source: (kind, field, bounds)."""
+    import inspect
+    import re
+
+    from jebm import config_validation
+
+    source = inspect.getsource(config_validation.validate)
+    found = []
+    for kind, field, rest in re.findall(r'c\.(choice|number|integer|boolean)\("([\w.]+)"(.*)\)', source):
+        bounds = {k: float(v) for k, v in re.findall(r"\b(gt|ge|le)=(-?[\d.]+)", rest)}
+        found.append((kind, field, bounds))
+    return found
+
+
+VALIDATED = _validated_fields()
+
+
+def _bad_values(kind, bounds):
+    """Values the check must refuse: the wrong type, and each bound crossed."""
+    if kind == "choice":
+        return ["not_a_valid_choice"]
+    if kind == "boolean":
+        return ["yes"]
+    out = ["twelve"] if kind == "number" else [1.5]
+    if "gt" in bounds:
+        out.append(bounds["gt"] if kind == "number" else int(bounds["gt"]))
+    if "ge" in bounds:
+        out.append(bounds["ge"] - 1 if kind == "integer" else bounds["ge"] - 0.5)
+    if "le" in bounds:
+        out.append(bounds["le"] + 0.5)
+    if kind == "integer":
+        out = [int(v) if isinstance(v, float) and v.is_integer() else v for v in out]
+    return out
+
+
+def test_the_validator_checks_the_fields_it_should():
+    fields = {f for _, f, _ in VALIDATED}
+    assert len(fields) >= 74, len(fields)  # the regex still reads the validator (74 fields when written)
+    schema = load_config("gmm_sgld")
+    for field in fields:  # every checked field exists in the schema
+        node = schema
+        for part in field.split("."):
+            assert part in node, field
+            node = node[part]
+
+
+@pytest.mark.parametrize("kind,field,bounds", VALIDATED, ids=[f for _, f, _ in VALIDATED])
+def test_every_validated_field_rejects_bad_values(kind, field, bounds):
+    """A bad-value test for each field the validator checks: the error names the field and the value."""
+    from ml_collections import config_dict
+
+    from jebm import config_validation
+
+    for bad in _bad_values(kind, bounds):
+        config = config_dict.ConfigDict(load_config("gmm_sgld").to_dict(), type_safe=False)
+        *parents, leaf = field.split(".")
+        node = config
+        for p in parents:
+            node = node[p]
+        node[leaf] = bad
+        with pytest.raises(config_validation.ConfigError) as err:
+            config_validation.validate(config)
+        assert f"{field}={bad!r}" in str(err.value), (field, bad, str(err.value))
