@@ -173,6 +173,7 @@ class EnergyModel(nn.Module):
         super().__post_init__()
 
     def setup(self):
+        """Creates the head (flax's ``setup`` hook)."""
         self.energy_head = EnergyHead(kind=self.head, init_std=self.head_init_std,
                                       beta_learnable=self.beta_learnable, beta_init=self.beta_init)
 

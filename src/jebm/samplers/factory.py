@@ -33,7 +33,7 @@ def make_sampler(cfg, energy_fn: EnergyFn) -> SamplingAlgorithm:
     """``SamplingAlgorithm`` for ``cfg`` (a ``config.sampler`` block) on ``energy_fn``.
 
     ``cfg.name`` is one of jebm's samplers or a name added by
-    :func:`jebm.samplers.register` (see :func:`registry.make_registered`).
+    :func:`jebm.samplers.register` (see :func:`jebm.samplers.registry.make_registered`).
     """
     check_choice("sampler.name", cfg.name, SAMPLERS)
     chunk_size = cfg.get("chunk_size", 0)
