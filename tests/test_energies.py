@@ -301,7 +301,7 @@ def test_stall_report_known_values():
         ),
         (
             {"name": "mlp", "head": "cubic"},
-            "energy.head='cubic' is not one of ['beta', 'beta_gamma', 'gamma', 'linear', 'quadratic']",
+            "energy.head='cubic' is not one of ['beta', 'beta_gamma', 'gamma', 'linear', 'none', 'quadratic']",
         ),
         (
             {"name": "lenet", "activation": "relu"},

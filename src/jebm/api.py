@@ -47,8 +47,12 @@ class Restored:
     parts: Any = dataclasses.field(repr=False)
 
 
-def restore(workdir: str | os.PathLike, *, step: int | None = None) -> Restored:
+def restore(workdir: str | os.PathLike, *, step: int | None = None, energy=None, data=None) -> Restored:
     """The run in ``workdir`` at its newest checkpoint, or at ``step``.
+
+    A run trained on a user's own ``energy`` module or ``data`` array
+    (``train_and_evaluate(config, workdir, energy=..., data=...)``) is restored
+    with the same ones: the workdir holds their parameters, not their code.
 
     Raises:
       FileNotFoundError: ``workdir`` has no ``config.json`` (not a jebm run), no
@@ -61,7 +65,7 @@ def restore(workdir: str | os.PathLike, *, step: int | None = None) -> Restored:
         raise FileNotFoundError(f"workdir={str(workdir)!r} has no config.json: is it a jebm run?")
     config = config_lib.config_from_json(workdir / "config.json")
     config_validation.validate(config)
-    parts = train.build_parts(config)
+    parts = train.build_parts(config, energy=energy, data=data)
     template = train.create_train_state(config, parts)
     directory = checkpoint.checkpoint_dir(workdir)
     steps = checkpoint.available_steps(directory)

@@ -24,7 +24,10 @@ def base_config() -> config_dict.ConfigDict:
     c.seed = 0
 
     c.dataset = config_dict.ConfigDict()
-    c.dataset.name = "gmm8"  # gmm8 | rings | mnist
+    c.dataset.name = "gmm8"  # gmm8 | rings | mnist | a name added by jebm.data.register
+    # User data (an array given to train_and_evaluate, or a registered dataset): the share
+    # held out for evaluation (KS, NLL, energies of unseen points); the rest trains.
+    c.dataset.held_out_fraction = 0.1
     # Toy data: "fresh" draws points_per_epoch new points per epoch (the paper's author's
     # code: 60,000); "fixed" draws num_points once and reshuffles them every epoch.
     c.dataset.mode = "fresh"
@@ -39,7 +42,7 @@ def base_config() -> config_dict.ConfigDict:
 
     c.energy = config_dict.ConfigDict()
     c.energy.name = "toy_mlp"  # toy_mlp | mlp | lenet | custom_cnn
-    c.energy.head = "linear"  # linear | quadratic | beta | gamma | beta_gamma
+    c.energy.head = "linear"  # linear | quadratic | beta | gamma | beta_gamma | none (E = the network's output)
     c.energy.head_offset = config_dict.placeholder(float)  # None: 1.0 for quadratic, else 0.0
     # Heads beta / beta_gamma: β learnable (True) or fixed at beta_init (False, the report's
     # hand-tuned β). beta_init: None draws the learnable β from N(0, 0.01²); a number starts it there.

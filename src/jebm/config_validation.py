@@ -14,7 +14,7 @@ from jebm import losses, optim
 from jebm.data import mnist, pipeline
 from jebm.energies.heads import BETA_HEADS, HEADS
 from jebm.energies.networks import ACTIVATIONS, DENSE_INITS
-from jebm.energies.factory import NETWORKS
+from jebm.energies.factory import NETWORKS, NO_HEAD
 from jebm.samplers import factory as sampler_factory
 from jebm.samplers.sghmc import INTEGRATORS
 
@@ -87,7 +87,8 @@ def validate(config: config_dict.ConfigDict) -> None:
     c = _Checker(config)
     c.integer("seed", ge=0)
     # dataset
-    c.choice("dataset.name", pipeline.DATASETS)
+    c.choice("dataset.name", pipeline.dataset_names())
+    c.number("dataset.held_out_fraction", gt=0, le=0.5)
     c.choice("dataset.mode", pipeline.TOY_MODES)
     c.integer("dataset.points_per_epoch", ge=1)
     c.integer("dataset.num_points", ge=1)
@@ -97,7 +98,7 @@ def validate(config: config_dict.ConfigDict) -> None:
     c.integer("dataset.max_train_images", ge=0)
     # energy
     c.choice("energy.name", NETWORKS)
-    c.choice("energy.head", HEADS)
+    c.choice("energy.head", (*HEADS, NO_HEAD))
     c.number("energy.head_offset", allow_none=True)
     c.boolean("energy.beta_learnable")
     c.number("energy.beta_init", allow_none=True)

@@ -30,6 +30,7 @@ from jebm import checkpoint, config_validation, evaluation, fileio, losses, opti
 from jebm.evaluation import diagnostics
 from jebm.data import pipeline
 from jebm.energies import heads, make_energy
+from jebm.energies import with_head as make_energy_with_head
 from jebm.samplers import factory as sampler_factory
 from jebm.samplers import init as chain_init
 from jebm.samplers.chain import run_chain
@@ -135,29 +136,25 @@ def resolve_conv_impl(conv_impl: str, backend: str | None = None) -> str:
     return "im2col" if (backend or jax.default_backend()) == "cpu" else "xla"
 
 
-def build_parts(config: config_dict.ConfigDict) -> Parts:
-    """Builds model, optimizer, data and chain initialiser from the config."""
+def build_parts(config: config_dict.ConfigDict, *, energy=None, data=None) -> Parts:
+    """Builds model, optimizer, data and chain initialiser from the config.
+
+    ``energy`` (a Flax module ``(batch, *example_shape) -> (batch,)``) takes the
+    place of ``energy.name``'s network, under the config's head (none with
+    ``energy.head="none"``); ``data`` (an array ``(n, *example_shape)``) takes
+    the place of ``dataset.name``'s data (see ``pipeline.array_data``).
+    """
     e = config.energy
-    energy_kwargs = {}
-    if e.activation:
-        energy_kwargs["activation"] = e.activation
-    if e.hidden is not None:
-        energy_kwargs["hidden"] = tuple(e.hidden)
-    if e.out_init_std is not None:
-        energy_kwargs["out_init_std"] = e.out_init_std
-    if e.param_init:
-        energy_kwargs["param_init"] = e.param_init
-    if e.name == "custom_cnn":
-        energy_kwargs["conv_impl"] = resolve_conv_impl(e.conv_impl)
-    if e.get("spectral_norm", 0):
-        energy_kwargs["spectral_norm"] = int(e.spectral_norm)
+    head_options = dict(head=e.head, head_offset=e.head_offset, beta_learnable=bool(e.get("beta_learnable", True)))
     if e.get("beta_init") is not None:
-        energy_kwargs["beta_init"] = float(e.beta_init)
-    energy_kwargs["beta_learnable"] = bool(e.get("beta_learnable", True))
-    model = make_energy(e.name, head=e.head, head_offset=e.head_offset, **energy_kwargs)
+        head_options["beta_init"] = float(e.beta_init)
+    if energy is not None:
+        model = make_energy_with_head(energy, **head_options)
+    else:
+        model = make_energy(e.name, **head_options, **backbone_options(e))
     o = config.optimizer
     optim.make_optimizer(o.name, o.learning_rate, o.weight_decay)  # validates the name early
-    data = pipeline.make_train_data(config.dataset, config.training.batch_size, config.seed)
+    data = pipeline.make_train_data(config.dataset, config.training.batch_size, config.seed, data)
     total_steps = data.steps_per_epoch * config.training.num_epochs
     if config.training.max_steps:
         total_steps = min(total_steps, config.training.max_steps)
@@ -176,11 +173,30 @@ def build_parts(config: config_dict.ConfigDict) -> Parts:
     return Parts(model, tx, data, noise_fn, loss_fn, num_chains, multiplier, total_steps)
 
 
+def backbone_options(e) -> dict:
+    """The ``energy.*`` fields a built-in (or registered) network takes, as keyword arguments."""
+    options = {}
+    if e.activation:
+        options["activation"] = e.activation
+    if e.hidden is not None:
+        options["hidden"] = tuple(e.hidden)
+    if e.out_init_std is not None:
+        options["out_init_std"] = e.out_init_std
+    if e.param_init:
+        options["param_init"] = e.param_init
+    if e.name == "custom_cnn":
+        options["conv_impl"] = resolve_conv_impl(e.conv_impl)
+    if e.get("spectral_norm", 0):
+        options["spectral_norm"] = int(e.spectral_norm)
+    return options
+
+
 def create_train_state(config, parts: Parts) -> TrainState:
     """Fresh parameters, optimizer state, persistent bank and PRNG key."""
     rng = jax.random.PRNGKey(config.seed)
     init_key, bank_key = jax.random.split(jax.random.fold_in(rng, 0x1717))
     params = jax.jit(parts.model.init)(init_key, jnp.zeros((1, *parts.data.example_shape), jnp.float32))
+    _check_energy_shape(parts.model, params, parts.data.example_shape)
     bank = None
     if config.chain_init.persistent:
         bank = chain_init.bank_init(bank_key, parts.noise_fn, config.chain_init.bank_size)
@@ -194,6 +210,14 @@ def create_train_state(config, parts: Parts) -> TrainState:
         # refuses to donate one buffer twice.
         ema_params=jax.tree_util.tree_map(jnp.copy, params) if config.training.ema_decay else None,
     )
+
+
+def _check_energy_shape(model, params, example_shape) -> None:
+    """An energy must give one value per example: ``(2, *example_shape) -> (2,)``."""
+    out = jax.eval_shape(lambda p, x: model.apply(p, x), params, jax.ShapeDtypeStruct((2, *example_shape), jnp.float32))
+    if getattr(out, "shape", None) != (2,):
+        raise ValueError(f"the energy maps inputs of shape (2, *{tuple(example_shape)}) to "
+                         f"{getattr(out, 'shape', type(out).__name__)}; it must return one energy per example, shape (2,)")
 
 
 def make_train_step(config, parts: Parts, chain_sharding=None):
@@ -340,10 +364,10 @@ def _prepare_workdir(workdir: str) -> Path:
     return path
 
 
-def train(config, workdir: str | os.PathLike) -> tuple[TrainState, Parts, dict]:
-    """The training loop; returns the final state, the parts and run info."""
+def train(config, workdir: str | os.PathLike, *, energy=None, data=None) -> tuple[TrainState, Parts, dict]:
+    """The training loop; returns the final state, the parts and run info (``energy``, ``data``: see ``build_parts``)."""
     workdir = _prepare_workdir(str(workdir))
-    parts = build_parts(config)
+    parts = build_parts(config, energy=energy, data=data)
     fileio.write_json(workdir / "config.json", json.loads(config.to_json_best_effort()))
     state = create_train_state(config, parts)
     ckpt_dir = checkpoint.checkpoint_dir(workdir)
@@ -454,8 +478,23 @@ def _progress(total: int, start: int, enabled: bool):
     return tqdm(total=total, initial=start, desc="train", unit="step", dynamic_ncols=True, mininterval=1.0)
 
 
-def train_and_evaluate(config: config_dict.ConfigDict, workdir: str | os.PathLike) -> dict:
+def train_and_evaluate(config: config_dict.ConfigDict, workdir: str | os.PathLike, *, energy=None, data=None) -> dict:
     """Trains (or resumes), evaluates with fresh chains, writes the workdir contract.
+
+    Args:
+      config: the run's config (``jebm.config_lib.base_config()`` and a file of
+        ``configs/``, or a user's own).
+      workdir: where checkpoints, metrics, samples and figures go; a workdir
+        with checkpoints resumes from the newest.
+      energy: a user's Flax module mapping ``(batch, *example_shape)`` to
+        ``(batch,)``, in place of ``energy.name``'s network; the config's head
+        is put on top unless ``energy.head="none"``. ``None``: the config's.
+      data: a user's array ``(n, *example_shape)`` of training examples, in
+        place of ``dataset.name``'s; jebm shuffles it, holds out
+        ``dataset.held_out_fraction`` for evaluation and batches the rest.
+        2D points are evaluated like the toy (KS against held-out points, an
+        energy landscape, held-out NLL), other shapes by their samples (image
+        grids for ``(h, w, c)`` examples). ``None``: the config's.
 
     Returns:
       The summary written to ``summary.json``.
@@ -468,7 +507,7 @@ def train_and_evaluate(config: config_dict.ConfigDict, workdir: str | os.PathLik
     config_validation.validate(config)
     t0 = time.time()
     try:
-        state, parts, info = train(config, workdir)
+        state, parts, info = train(config, workdir, energy=energy, data=data)
     except DivergenceError as e:
         # The curves in metrics.jsonl are kept; summary.json says what stopped the run.
         fileio.write_json(Path(workdir) / "summary.json", {
@@ -481,12 +520,20 @@ def train_and_evaluate(config: config_dict.ConfigDict, workdir: str | os.PathLik
     summary["head"] = heads.head_values(state.eval_params)  # final β / γ, {} for heads without them
     summary["wall_time_s"] = time.time() - t0
     summary["data"] = parts.data.description
+    summary["energy"] = describe_energy(config, energy)
     summary["status"] = "ok"
     fileio.write_json(workdir / "summary.json", summary)
     return summary
 
 
-def evaluate_workdir(workdir: str | os.PathLike, config: config_dict.ConfigDict | None = None) -> dict:
+def describe_energy(config, energy=None) -> str:
+    """The energy in words, for ``summary.json``: the network and its head."""
+    net = f"user module {type(energy).__name__}" if energy is not None else config.energy.name
+    return net if config.energy.head == "none" else f"{net} with head {config.energy.head}"
+
+
+def evaluate_workdir(workdir: str | os.PathLike, config: config_dict.ConfigDict | None = None, *,
+                     energy=None, data=None) -> dict:
     """Re-runs the whole evaluation of a finished (or stopped) run's newest checkpoint with today's code.
 
     The config comes from ``workdir/config.json`` (laid over today's schema, so fields
@@ -496,6 +543,9 @@ def evaluate_workdir(workdir: str | os.PathLike, config: config_dict.ConfigDict 
 
     Raises:
       FileNotFoundError: when the workdir has no config.json or no checkpoint.
+
+    ``energy`` and ``data`` are those the run was trained with, if it was given
+    its own (see :func:`train_and_evaluate`).
     """
     from jebm import config_lib, config_validation
 
@@ -505,7 +555,7 @@ def evaluate_workdir(workdir: str | os.PathLike, config: config_dict.ConfigDict 
             raise FileNotFoundError(f"--workdir={workdir} has no config.json: is it a jebm run?")
         config = config_lib.config_from_json(workdir / "config.json")
     config_validation.validate(config)
-    parts = build_parts(config)
+    parts = build_parts(config, energy=energy, data=data)
     state, step = checkpoint.restore_latest(checkpoint.checkpoint_dir(workdir), create_train_state(config, parts))
     if state is None:
         raise FileNotFoundError(f"--workdir={workdir} has no checkpoint in {checkpoint.checkpoint_dir(workdir)}")

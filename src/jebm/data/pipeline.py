@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 from typing import Any, Callable
 
 import jax
@@ -19,6 +20,51 @@ from jebm.data import mnist, toy
 
 DATASETS = ("gmm8", "mnist", "rings")
 TOY_MODES = ("fixed", "fresh")
+# What train_and_evaluate(..., data=array) calls the dataset in summaries.
+USER_ARRAY = "array"
+
+# name -> factory(dataset_cfg) -> array (n, *example_shape), added by ``register``.
+_REGISTERED: dict[str, Callable[[Any], np.ndarray]] = {}
+
+
+def dataset_names() -> tuple[str, ...]:
+    """Every name ``dataset.name`` may take: jebm's own and the registered ones."""
+    return (*DATASETS, *sorted(_REGISTERED))
+
+
+def register(name: str, factory: Callable[[Any], np.ndarray]) -> None:
+    """Makes a user dataset selectable as ``config.dataset.name = name``.
+
+    Args:
+      name: a new name (not one of ``DATASETS``); registering it again
+        replaces its factory.
+      factory: ``factory(dataset_cfg) -> array (n, *example_shape)`` of
+        training examples, called with the config's ``dataset`` block. jebm
+        treats the array as :func:`array_data` does (shuffled, a
+        ``dataset.held_out_fraction`` share held out for evaluation).
+
+    Raises:
+      ValueError: for a name that is not a non-empty string or is jebm's own,
+        or a factory that is not callable.
+    """
+    if not isinstance(name, str) or not name or name == USER_ARRAY:
+        raise ValueError(f"dataset name must be a non-empty string other than {USER_ARRAY!r}, got {name!r}")
+    if name in DATASETS:
+        raise ValueError(f"dataset name {name!r} is jebm's own; choose a name not in {sorted(DATASETS)}")
+    if not callable(factory):
+        raise ValueError(f"factory for dataset {name!r} must be callable, got {factory!r}")
+    _REGISTERED[name] = factory
+
+
+def unregister(name: str) -> None:
+    """Removes a name added by :func:`register`.
+
+    Raises:
+      ValueError: if ``name`` was not registered.
+    """
+    if name not in _REGISTERED:
+        raise ValueError(f"dataset name {name!r} is not a registered one; registered: {sorted(_REGISTERED)}")
+    del _REGISTERED[name]
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -33,6 +79,10 @@ class TrainData:
       toy: the toy distribution (for evaluation), or None.
       images: MNIST-format data (for evaluation), or None.
       description: where the data came from, for logs and summaries.
+      held_out: user data's held-out examples ``(m, *example_shape)``
+        (for evaluation), or None.
+      value_range: user data's ``(min, max)`` over all its values, or None.
+      train_examples: user data's training examples (NumPy), or None.
     """
 
     name: str
@@ -42,6 +92,9 @@ class TrainData:
     toy: Any = None
     images: Any = None
     description: str = ""
+    held_out: Any = None
+    value_range: Any = None
+    train_examples: Any = None
 
 
 def _epoch_batch(points: jax.Array, key: jax.Array, step, batch_size: int, steps_per_epoch: int) -> jax.Array:
@@ -52,10 +105,15 @@ def _epoch_batch(points: jax.Array, key: jax.Array, step, batch_size: int, steps
     return points[idx]
 
 
-def make_train_data(cfg, batch_size: int, seed: int) -> TrainData:
-    """Builds the dataset of ``cfg`` (a ``config.dataset`` block)."""
+def make_train_data(cfg, batch_size: int, seed: int, data: np.ndarray | None = None) -> TrainData:
+    """Builds the dataset of ``cfg`` (a ``config.dataset`` block), or of the user's ``data`` array."""
+    if data is not None:
+        return array_data(data, batch_size, seed, held_out_fraction=cfg.get("held_out_fraction", 0.1))
+    if cfg.name in _REGISTERED:
+        return array_data(_REGISTERED[cfg.name](cfg), batch_size, seed,
+                          held_out_fraction=cfg.get("held_out_fraction", 0.1), name=cfg.name)
     if cfg.name not in DATASETS:
-        raise ValueError(f"dataset.name={cfg.name!r} is not one of {sorted(DATASETS)}")
+        raise ValueError(f"dataset.name={cfg.name!r} is not one of {sorted(dataset_names())}")
     key = jax.random.fold_in(jax.random.PRNGKey(seed), 0xDA7A)
     if cfg.name == "mnist":
         return _mnist_data(cfg, batch_size, key)
@@ -100,6 +158,52 @@ def _mnist_data(cfg, batch_size: int, key: jax.Array) -> TrainData:
     desc = f"{data.source}: {images.shape[0]} training images"
     logging.info("MNIST source: %s", desc)
     return TrainData("mnist", tuple(images.shape[1:]), spe, batch, images=data, description=desc)
+
+
+def array_data(data, batch_size: int, seed: int, *, held_out_fraction: float = 0.1, name: str = USER_ARRAY) -> TrainData:
+    """A user's array of training examples as jebm's training data.
+
+    The examples are shuffled once (by ``seed``); the first
+    ``ceil(held_out_fraction · n)`` (at least 1) are held out for evaluation,
+    the rest train, reshuffled every epoch (drop-last batches), as a pure
+    function of the step like every jebm dataset.
+
+    Args:
+      data: array-like ``(n, *example_shape)``, finite, ``n >= 2``.
+      batch_size: examples per step.
+      seed: the run's seed.
+      held_out_fraction: in ``(0, 0.5]``.
+      name: the dataset's name in summaries.
+
+    Raises:
+      ValueError: naming ``data`` and what is wrong with it.
+    """
+    try:
+        points = np.asarray(data, np.float32)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"data must be a numeric array (n, *example_shape), got {type(data).__name__}: {err}") from err
+    if points.ndim < 2 or points.shape[0] < 2:
+        raise ValueError(f"data must have shape (n, *example_shape) with n >= 2 examples, got shape {points.shape}")
+    if not np.all(np.isfinite(points)):
+        raise ValueError(f"data has {int(np.sum(~np.isfinite(points)))} non-finite values (NaN/Inf)")
+    if not 0 < held_out_fraction <= 0.5:
+        raise ValueError(f"dataset.held_out_fraction={held_out_fraction!r} must be in (0, 0.5]")
+    n = points.shape[0]
+    order = np.random.default_rng(np.random.SeedSequence([seed, 0xDA7A])).permutation(n)
+    n_held = max(1, math.ceil(held_out_fraction * n))
+    held_out, train = points[order[:n_held]], points[order[n_held:]]
+    spe = train.shape[0] // batch_size
+    _check_steps(spe, batch_size)
+    train_jax = jnp.asarray(train)
+    key = jax.random.fold_in(jax.random.PRNGKey(seed), 0xDA7A)
+
+    def batch(step):
+        return _epoch_batch(train_jax, key, step, batch_size, spe)
+
+    desc = f"{name}: {train.shape[0]} training and {n_held} held-out examples of shape {points.shape[1:]}"
+    logging.info("Data: %s", desc)
+    return TrainData(name, tuple(points.shape[1:]), spe, batch, description=desc, held_out=held_out,
+                     value_range=(float(points.min()), float(points.max())), train_examples=train)
 
 
 def _check_steps(steps_per_epoch: int, batch_size: int) -> None:

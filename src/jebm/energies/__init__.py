@@ -1,17 +1,24 @@
 """Energy models ``E(x) = head(f(x) + c)``: backbones, heads and a factory.
 
 Convention: a model maps inputs ``(n, ...)`` to energies ``(n,)``, one per
-example, with ``p(x) ∝ exp(-E(x))``.
+example, with ``p(x) ∝ exp(-E(x))``. ``register(name, factory)`` adds a user
+backbone that configs select by ``energy.name``; ``with_head(module, head=...)``
+puts one of jebm's heads on any Flax module.
 """
 
 from jebm.energies.factory import (
+    BUILT_IN_NETWORKS,
     DEFAULT_MLP_HIDDEN,
     NETWORKS,
+    NO_HEAD,
     energy_fn,
     energy_grad_norms,
     features_fn,
     make_energy,
     quadratic_stall_check,
+    register,
+    unregister,
+    with_head,
 )
 from jebm.energies.heads import (
     DEFAULT_HEAD_OFFSETS,
@@ -35,6 +42,8 @@ from jebm.energies.networks import (
 
 __all__ = [
     "ACTIVATIONS",
+    "BUILT_IN_NETWORKS",
+    "NO_HEAD",
     "DEFAULT_HEAD_OFFSETS",
     "DEFAULT_MLP_HIDDEN",
     "HEADS",
@@ -55,5 +64,8 @@ __all__ = [
     "quadratic_energy",
     "quadratic_stall_check",
     "quadratic_stall_report",
+    "register",
     "resolve_head_offset",
+    "unregister",
+    "with_head",
 ]

@@ -11,6 +11,7 @@ import dataclasses
 import numbers
 from typing import Any, Callable, Optional, Sequence
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
@@ -29,7 +30,12 @@ from jebm.energies.networks import (
 Array = jax.Array
 EnergyFn = Callable[[Array], Array]
 
-NETWORKS = {"custom_cnn": CustomCNN, "lenet": LeNet, "mlp": MLP, "toy_mlp": ToyMLP}
+BUILT_IN_NETWORKS = {"custom_cnn": CustomCNN, "lenet": LeNet, "mlp": MLP, "toy_mlp": ToyMLP}
+# Live: jebm's own backbones and those added by ``register`` (configs choose from it).
+NETWORKS = dict(BUILT_IN_NETWORKS)
+
+# ``energy.head="none"``: no head, E = the backbone's output itself.
+NO_HEAD = "none"
 
 # "mlp" without widths gets the toy network's, the only MLP the paper uses.
 DEFAULT_MLP_HIDDEN = TOY_HIDDEN
@@ -77,9 +83,9 @@ def make_energy(
 
     Args:
       name: backbone, one of ``sorted(NETWORKS)``: ``"custom_cnn"``,
-        ``"lenet"``, ``"mlp"``, ``"toy_mlp"``.
+        ``"lenet"``, ``"mlp"``, ``"toy_mlp"`` or a name added by :func:`register`.
       head: one of ``HEADS``: ``"beta"``, ``"beta_gamma"``, ``"gamma"``,
-        ``"linear"``, ``"quadratic"``.
+        ``"linear"``, ``"quadratic"``, or ``"none"`` (E = f, no head).
       head_offset: constant added to ``f`` before the head; ``None`` takes the
         head's default (1 for ``quadratic``, which avoids the stall at
         initialisation, else 0). See ``jebm.energies.heads``.
@@ -95,14 +101,15 @@ def make_energy(
         ``out_init_std``, ``dtype``, ``param_dtype``.
 
     Returns:
-      An unbound ``EnergyModel``; ``model.init(key, x)`` gives its params.
+      An unbound ``EnergyModel`` (the bare backbone for ``head="none"``);
+      ``model.init(key, x)`` gives its params.
 
     Raises:
       ValueError: for an unknown name, head or activation (listing the valid
         ones), invalid ``hidden``, or a keyword the backbone does not take.
     """
     check_choice("energy.name", name, NETWORKS)
-    check_choice("energy.head", head, HEADS)
+    check_choice("energy.head", head, (*HEADS, NO_HEAD))
     options = dict(kwargs)
     if activation is not None:
         check_choice("energy.activation", activation, ACTIVATIONS)
@@ -111,15 +118,91 @@ def make_energy(
         options["hidden"] = _checked_hidden(name, hidden)
     elif name == "mlp":
         options["hidden"] = DEFAULT_MLP_HIDDEN
-    _check_backbone_options(name, options)
-    return EnergyModel(
-        backbone=NETWORKS[name](**options),
-        head=head,
-        head_offset=head_offset,
-        head_init_std=head_init_std,
-        beta_learnable=beta_learnable,
-        beta_init=beta_init,
-    )
+    if name in BUILT_IN_NETWORKS:
+        _check_backbone_options(name, options)
+        backbone = NETWORKS[name](**options)
+    else:
+        backbone = _registered_backbone(name, options)
+    return with_head(backbone, head=head, head_offset=head_offset, head_init_std=head_init_std,
+                     beta_learnable=beta_learnable, beta_init=beta_init)
+
+
+def with_head(
+    backbone: nn.Module,
+    *,
+    head: str = "linear",
+    head_offset: Optional[float] = None,
+    head_init_std: float = 0.01,
+    beta_learnable: bool = True,
+    beta_init: Optional[float] = None,
+) -> nn.Module:
+    """``backbone`` (any Flax module ``(n, ...) -> (n,)``) under one of jebm's heads.
+
+    ``head="none"`` returns ``backbone`` itself (E = f); any other name of
+    ``HEADS`` wraps it as ``EnergyModel(backbone, head, ...)`` (see
+    ``jebm.energies.heads`` for each head's equation).
+
+    Raises:
+      ValueError: for a head that is not in ``HEADS`` or ``"none"``, or a
+        ``backbone`` that is not a Flax module.
+    """
+    if not isinstance(backbone, nn.Module):
+        raise ValueError(f"energy must be a flax.linen.Module mapping (batch, *example_shape) -> (batch,), "
+                         f"got {type(backbone).__name__}")
+    check_choice("energy.head", head, (*HEADS, NO_HEAD))
+    if head == NO_HEAD:
+        return backbone
+    return EnergyModel(backbone=backbone, head=head, head_offset=head_offset, head_init_std=head_init_std,
+                       beta_learnable=beta_learnable, beta_init=beta_init)
+
+
+def register(name: str, factory: Callable[..., nn.Module]) -> None:
+    """Makes a user backbone selectable as ``config.energy.name = name``.
+
+    Args:
+      name: a new name; registering it again replaces its factory, but jebm's
+        own names (``sorted(BUILT_IN_NETWORKS)``) are fixed.
+      factory: ``factory(**options) -> flax.linen.Module`` mapping ``(n, ...)``
+        inputs to ``f`` of shape ``(n,)``; a Module class is such a factory.
+        From a config it gets the ``energy.*`` options that are set
+        (``activation``, ``hidden``, ``out_init_std``, ``param_init``), and the
+        config's head is put on top (``energy.head="none"`` for none).
+
+    Raises:
+      ValueError: if ``name`` is not a non-empty string or is one of jebm's
+        own, or ``factory`` is not callable.
+    """
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"energy name must be a non-empty string, got {name!r}")
+    if name in BUILT_IN_NETWORKS:
+        raise ValueError(f"energy name {name!r} is jebm's own; choose a name not in {sorted(BUILT_IN_NETWORKS)}")
+    if not callable(factory):
+        raise ValueError(f"factory for energy {name!r} must be callable, got {factory!r}")
+    NETWORKS[name] = factory
+
+
+def unregister(name: str) -> None:
+    """Removes a name added by :func:`register`.
+
+    Raises:
+      ValueError: if ``name`` was not registered.
+    """
+    if name in BUILT_IN_NETWORKS or name not in NETWORKS:
+        raise ValueError(f"energy name {name!r} is not a registered one; registered: "
+                         f"{sorted(set(NETWORKS) - set(BUILT_IN_NETWORKS))}")
+    del NETWORKS[name]
+
+
+def _registered_backbone(name: str, options: dict) -> nn.Module:
+    try:
+        backbone = NETWORKS[name](**options)
+    except TypeError as err:
+        raise ValueError(f"energy.name={name!r} (registered factory {NETWORKS[name]!r}) does not take the "
+                         f"options {sorted(options)} set in the config: {err}") from err
+    if not isinstance(backbone, nn.Module):
+        raise ValueError(f"the factory registered as energy.name={name!r} returned {type(backbone).__name__}, "
+                         "not a flax.linen.Module")
+    return backbone
 
 
 def energy_fn(model: EnergyModel, params) -> EnergyFn:

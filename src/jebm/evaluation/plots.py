@@ -33,11 +33,13 @@ from jebm import fileio  # noqa: E402
 
 __all__ = [
     "image_grid",
+    "plot_ais_convergence",
+    "plot_energy_fit",
     "plot_energy_landscapes",
     "plot_grids_side_by_side",
+    "plot_long_run",
     "plot_samples_over_density",
     "plot_toy_fit",
-    "plot_long_run",
     "plot_training_curves",
     "save_image_grid",
 ]
@@ -180,6 +182,47 @@ def plot_toy_fit(
     fig, axes = _subplots(3)
     _show_field(fig, axes[0, 0], p_true, extent, "true density", cmap="viridis", vmin=0.0, vmax=vmax)
     _show_field(fig, axes[0, 1], p_model, extent, r"learned density $e^{-E}/Z$", cmap="viridis", vmin=0.0, vmax=vmax)
+    _scatter(axes[0, 2], samples, extent)
+    axes[0, 2].set_title("samples")
+    if title:
+        fig.suptitle(title)
+    return _save_figure(fig, path)
+
+
+def plot_energy_fit(
+    path: str | os.PathLike,
+    xs: Any,
+    ys: Any,
+    energy: Any,
+    samples: Any,
+    held_out: Any,
+    title: str | None = None,
+) -> str:
+    """A learned 2D energy without a known true density: density, landscape, samples.
+
+    Panels: the learned density ``exp(-E)/Z`` (normalised over the grid) with the
+    held-out points over it, the energy landscape ``E`` itself, and the model's
+    samples.
+
+    Args:
+      path: Output PNG path.
+      xs: ``(nx,)`` grid cell centres along x.
+      ys: ``(ny,)`` grid cell centres along y.
+      energy: ``(ny, nx)`` learned energy.
+      samples: ``(n, 2)`` model samples.
+      held_out: ``(m, 2)`` held-out data points.
+      title: Optional figure title.
+
+    Returns:
+      ``path`` as a string.
+    """
+    extent = _extent(xs, ys)
+    energy = np.asarray(energy, dtype=np.float64)
+    fig, axes = _subplots(3)
+    _show_field(fig, axes[0, 0], _grid_density(-energy, xs, ys), extent, r"learned density $e^{-E}/Z$ and held-out data",
+                cmap="viridis")
+    _scatter(axes[0, 0], held_out, extent)
+    _show_field(fig, axes[0, 1], energy, extent, "energy E", cmap="magma")
     _scatter(axes[0, 2], samples, extent)
     axes[0, 2].set_title("samples")
     if title:
