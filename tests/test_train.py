@@ -189,6 +189,7 @@ def test_divergence_names_nan_and_keeps_checkpoint(tmp_path):
     config.training.checkpoint_every = 1
     train.train_and_evaluate(config, tmp_path)  # a good run: checkpoints up to step 20
     before = (tmp_path / "checkpoints/ckpt_20.msgpack").read_bytes()
+    (tmp_path / "training_curves.png").unlink()  # the good run's: the diverged run must draw its own
     config.training.max_steps = 30
     config.sampler.step_size = 1e30  # the chains overflow on the next step
     with pytest.raises(train.DivergenceError, match=r"diverged at step 21: .*(inf|nan|NaN/Inf).*last good checkpoint \(step 20\)"):
@@ -198,6 +199,7 @@ def test_divergence_names_nan_and_keeps_checkpoint(tmp_path):
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["status"] == "diverged" and summary["step"] == 21 and "last good checkpoint (step 20)" in summary["reason"]
     assert [json.loads(l)["step"] for l in (tmp_path / "metrics.jsonl").read_text().splitlines()][-1] == 20
+    assert (tmp_path / "training_curves.png").exists()
 
 
 def test_rollback_policy_is_bounded_and_logged(tmp_path):

@@ -108,8 +108,12 @@ def base_config() -> config_dict.ConfigDict:
     c.training.log_every = 50
     c.training.checkpoint_every = 1000
     c.training.keep_checkpoints = 3
-    c.training.sample_every = 0  # MNIST: write a sample grid every N steps (0 = never)
+    # Every N steps (0 = never): a snapshot of the model from fresh chains, written to grids/
+    # and TensorBoard (MNIST: a sample grid; 2D data: samples over the learned density, and their KS).
+    c.training.sample_every = 0
+    # A progress bar on a terminal; elsewhere (a log file) a log line every progress_every_s seconds.
     c.training.progress = True
+    c.training.progress_every_s = 30.0
     # Exponential moving average of the parameters, θ̄ ← d·θ̄ + (1 − d)·θ after every step
     # (0 = off). Training and its chains use θ; evaluation samples and scores with θ̄.
     c.training.ema_decay = 0.0

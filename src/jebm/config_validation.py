@@ -177,6 +177,7 @@ def validate(config: config_dict.ConfigDict) -> None:
     c.integer("training.keep_checkpoints", ge=1)
     c.integer("training.sample_every", ge=0)
     c.boolean("training.progress")
+    c.number("training.progress_every_s", gt=0)
     c.number("training.ema_decay", ge=0)
     if _is_number(c.get("training.ema_decay")) and not c.get("training.ema_decay") < 1:
         c.errors.append(f"training.ema_decay={c.get('training.ema_decay')!r} must be in [0, 1) (0 = off)")

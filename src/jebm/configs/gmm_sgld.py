@@ -65,6 +65,7 @@ def get_config(arg=None):
     c.optimizer.weight_decay = 0.0
     c.training.batch_size = 100
     c.training.num_epochs = 10
+    c.training.sample_every = 1000  # fresh-chain samples over the learned density, and their KS: grids/, TensorBoard
     # The paper's author's PyTorch code uses nn.Linear's default init; with Flax's
     # LeCun-normal init (preset `lecun_init`) the SGLD rows diverge (toy_table1.md).
     c.energy.param_init = "torch"

@@ -25,4 +25,5 @@ from jebm.evaluation.protocol import (  # noqa: F401
     quality_scores,
     write_toy_outputs,
     write_training_grid,
+    write_training_snapshot,
 )

@@ -41,6 +41,7 @@ __all__ = [
     "plot_samples_over_density",
     "plot_toy_fit",
     "plot_training_curves",
+    "read_png_rgb",
     "save_image_grid",
 ]
 
@@ -210,7 +211,7 @@ def plot_energy_fit(
       ys: ``(ny,)`` grid cell centres along y.
       energy: ``(ny, nx)`` learned energy.
       samples: ``(n, 2)`` model samples.
-      held_out: ``(m, 2)`` held-out data points.
+      held_out: ``(m, 2)`` data points (held-out or true samples) shown over the density.
       title: Optional figure title.
 
     Returns:
@@ -219,7 +220,7 @@ def plot_energy_fit(
     extent = _extent(xs, ys)
     energy = np.asarray(energy, dtype=np.float64)
     fig, axes = _subplots(3)
-    _show_field(fig, axes[0, 0], _grid_density(-energy, xs, ys), extent, r"learned density $e^{-E}/Z$ and held-out data",
+    _show_field(fig, axes[0, 0], _grid_density(-energy, xs, ys), extent, r"learned density $e^{-E}/Z$ and data points",
                 cmap="viridis")
     _scatter(axes[0, 0], held_out, extent)
     _show_field(fig, axes[0, 1], energy, extent, "energy E", cmap="magma")
@@ -378,6 +379,14 @@ def image_grid(
         left = (index % cols) * (w + pad)
         out[top : top + h, left : left + w] = scaled[index]
     return out
+
+
+def read_png_rgb(path: str | os.PathLike) -> np.ndarray:
+    """A PNG file as an ``(h, w, 3)`` float array in [0, 1] (alpha dropped, grey repeated), e.g. for TensorBoard."""
+    pixels = matplotlib.image.imread(str(path))
+    if pixels.dtype == np.uint8:
+        pixels = pixels.astype(np.float32) / 255.0
+    return pixels[..., :3] if pixels.ndim == 3 else np.repeat(pixels[..., None], 3, axis=-1)
 
 
 def save_image_grid(
