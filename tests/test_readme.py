@@ -35,3 +35,27 @@ def test_readme_conventions_and_schedule_example_runs():
     assert samples.shape == (2000, 2)
     # SGLD's variance on curvature λ = 4 is T/(λ(1 − ηλ/2)): within 2% of 0.25 for η ≤ 0.01.
     np.testing.assert_allclose(samples.var(0), 0.25, rtol=0.12)
+
+
+def test_every_training_command_in_the_readme_names_a_valid_config():
+    """Each ``python -m jebm.main --config=configs/X.py[:presets] [--config.f=v ...]`` of the README
+    loads and validates as written (the runs themselves are tested through their :smoke variants)."""
+    from conftest import load_config
+
+    from jebm import config_validation
+
+    commands = re.findall(r"python -m jebm\.main (--config=configs/[^\s`]+(?: --[^\s`]+)*)", README)
+    assert len(commands) >= 5, commands
+    for command in commands:
+        first, *rest = command.split()
+        name, _, presets = first.removeprefix("--config=configs/").partition(":")
+        config = load_config(name.removesuffix(".py"), presets or None)
+        for arg in rest:
+            if arg.startswith("--config."):
+                field, value = arg.removeprefix("--config.").split("=", 1)
+                *parents, leaf = field.split(".")
+                node = config
+                for p in parents:
+                    node = node[p]
+                node[leaf] = type(node[leaf])(value)
+        config_validation.validate(config)
