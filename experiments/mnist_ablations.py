@@ -30,7 +30,8 @@ Outputs ``<out-dir>/<name>.md`` (verdict per claim first, then one row per run),
 ``long_fid``, ``long_class_entropy``, ``wall_time_s``, ``diverged``, ``diverged_step``,
 ``beta`` / ``gamma`` where the head has them, and their trajectory) and ``.png``.
 
-Run (one run per core; ``--reuse`` reads the workdirs that already have a summary):
+Run (one run per core; ``--reuse`` reads the workdirs that already have a summary, ``--merge``
+keeps the rows of the results file that the selection does not rerun):
   taskset -c 0 python experiments/mnist_ablations.py --groups=head --seeds=0,1 --workroot=/tmp/abl
   python experiments/mnist_ablations.py --list
 """
@@ -319,6 +320,14 @@ def write_results(rows, args) -> Path:
     return md
 
 
+def merged_rows(path: Path, selection) -> list[dict]:
+    """The rows of an earlier results file that ``selection`` does not rerun (runs from other sessions or cores)."""
+    if not path.exists():
+        return []
+    rerun = set(selection)
+    return [r for r in json.loads(path.read_text())["rows"] if (r["group"], r["variant"], r["seed"]) not in rerun]
+
+
 def parse_selection(args, parser) -> list[tuple[str, str, int]]:
     groups = [g for g in args.groups.split(",") if g]
     unknown = sorted(set(groups) - set(GROUPS))
@@ -346,6 +355,8 @@ def main(argv=None) -> int:
     parser.add_argument("--override", action="append", default=[], metavar="FIELD=VALUE",
                         help="added to every run as --config.FIELD=VALUE")
     parser.add_argument("--reuse", action="store_true", help="read runs that already have a summary.json")
+    parser.add_argument("--merge", action="store_true",
+                        help="keep the rows of <out-dir>/<name>.json that this selection does not rerun")
     parser.add_argument("--list", action="store_true", help="print the groups and variants and exit")
     args = parser.parse_args(argv)
     if args.list:
@@ -355,7 +366,8 @@ def main(argv=None) -> int:
         return 0
     selection = parse_selection(args, parser)
     Path(args.out_dir).mkdir(parents=True, exist_ok=True)
-    rows = []
+    kept = merged_rows(Path(args.out_dir) / f"{args.name}.json", selection) if args.merge else []
+    rows = list(kept)
     for group, variant, seed in selection:
         rows.append(run_one(group, variant, seed, args))
         md = write_results(rows, args)
