@@ -210,10 +210,9 @@ def range_report(images: np.ndarray, scale: str) -> dict:
     x = np.asarray(images, np.float64)
     finite = x[np.isfinite(x)]
     return {
-        "fraction_outside_range": float(np.mean((finite < low) | (finite > high))) if finite.size else float("nan"),
+        **_outside(finite, low, high),
         "pixel_min": float(finite.min()) if finite.size else float("nan"),
         "pixel_max": float(finite.max()) if finite.size else float("nan"),
-        "data_range": [low, high],
     }
 
 
@@ -496,6 +495,7 @@ def evaluate_user_data(config, parts, params, workdir: Path) -> dict:
 
 
 def _outside(samples: np.ndarray, low: float, high: float) -> dict:
+    """The share of the finite values of ``samples`` outside ``[low, high]``, and that range."""
     x = np.asarray(samples, np.float64)
     finite = x[np.isfinite(x)]
     return {"fraction_outside_range": float(np.mean((finite < low) | (finite > high))) if finite.size else float("nan"),
