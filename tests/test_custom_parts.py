@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import subprocess
 import sys
@@ -19,8 +20,24 @@ from jebm import data as jebm_data
 from jebm.data import pipeline
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "experiments"))
-import custom_energy  # noqa: E402  (registers moons_mlp and two_moons)
+
+
+@pytest.fixture(scope="module")
+def custom_energy():
+    """experiments/custom_energy.py, imported for this module only: importing it registers ``moons_mlp`` and
+    ``two_moons``, which would otherwise leak into every other test's list of valid names."""
+    sys.path.insert(0, str(ROOT / "experiments"))
+    try:
+        module = importlib.import_module("custom_energy")
+        yield module
+    finally:
+        sys.path.remove(str(ROOT / "experiments"))
+        sys.modules.pop("custom_energy", None)
+        for unregister, name in ((energies.unregister, "moons_mlp"), (jebm_data.unregister, "two_moons")):
+            try:
+                unregister(name)
+            except (KeyError, ValueError):
+                pass
 
 
 class Quadratic(nn.Module):
@@ -117,14 +134,14 @@ def test_register_dataset_and_its_errors():
         jebm_data.register("mnist", lambda cfg: None)
 
 
-def test_an_energy_must_give_one_value_per_example():
+def test_an_energy_must_give_one_value_per_example(custom_energy):
     c = custom_energy.get_config("smoke")
     parts = train.build_parts(c, energy=PerPixel(), data=custom_energy.two_moons(200))
     with pytest.raises(ValueError, match=r"maps inputs of shape \(2, \*\(2,\)\) to \(2, 1\); it must return one energy per example"):
         train.create_train_state(c, parts)
 
 
-def test_user_energy_and_data_train_restore_and_sample(tmp_path):
+def test_user_energy_and_data_train_restore_and_sample(tmp_path, custom_energy):
     """The example end to end: it learns (held-out data below noise, KS far below noise's), restores and samples."""
     workdir = tmp_path / "moons"
     assert custom_energy.main(["--workdir", str(workdir), "--preset", "smoke"]) == 0
