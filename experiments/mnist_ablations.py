@@ -83,6 +83,11 @@ GROUPS: dict[str, dict[str, tuple[str, list[str]]]] = {
     },
 }
 
+# Variants whose overrides leave the recipe unchanged (custom_cnn's default activation is Swish): one run, the
+# recipe's own, stands in every group for them, and their rows say so (``same_run_as``).
+SAME_AS_RECIPE = {("batch_size", "batch_64"), ("eta", "eta_0.0002"), ("architecture", "custom_cnn_swish")}
+RECIPE = ("head", "quadratic")
+
 DIVERGED = re.compile(r"diverged at step (\d+)")
 
 
@@ -144,18 +149,25 @@ def row_from(group: str, variant: str, seed: int, workdir: Path, command: str, w
 
 
 def run_one(group: str, variant: str, seed: int, args) -> dict:
-    workdir = workdir_for(Path(args.workroot), group, variant, seed)
-    cmd = command_for(group, variant, seed, workdir, args.override)
+    """Trains one variant (or reads it back with ``--reuse``); a variant in ``SAME_AS_RECIPE`` is the recipe's run,
+    trained once and read back by every group that names it."""
+    alias = (group, variant) in SAME_AS_RECIPE
+    run_group, run_variant = RECIPE if alias else (group, variant)
+    workdir = workdir_for(Path(args.workroot), run_group, run_variant, seed)
+    cmd = command_for(run_group, run_variant, seed, workdir, args.override)
     shown = " ".join(["python", *map(shlex.quote, cmd[1:])])
     wall, returncode = None, 0
-    if not (args.reuse and (workdir / "summary.json").exists()):
+    if not ((args.reuse or alias) and (workdir / "summary.json").exists()):
         workdir.mkdir(parents=True, exist_ok=True)
         print(f"[{group}/{variant}/seed {seed}] {shown}", flush=True)
         t0 = time.time()
         with open(workdir / "run.log", "w") as log:
             returncode = subprocess.run(cmd, cwd=_common.ROOT, check=False, stdout=log, stderr=subprocess.STDOUT).returncode
         wall = time.time() - t0
-    return row_from(group, variant, seed, workdir, shown, wall, returncode)
+    row = row_from(group, variant, seed, workdir, shown, wall, returncode)
+    if alias:
+        row["same_run_as"] = "/".join(RECIPE)
+    return row
 
 
 # ----------------------------------------------------------------------------- verdicts
@@ -310,7 +322,10 @@ def write_results(rows, args) -> Path:
             f"| {ais} | {'–' if wall is None else f'{wall / 60:.1f}'} "
             f"| {('yes, step ' + str(r['diverged_step'])) if r['diverged_step'] is not None else ('yes' if r['diverged'] else 'no')} |")
     lines += ["", f"![ablations]({name}.png)", "", "Commands:", ""]
-    lines += [f"- `{r['command']}`" for r in rows]
+    lines += [f"- `{r['command']}`" for r in rows if "same_run_as" not in r]
+    aliases = [f"{r['group']}/{r['variant']}" for r in rows if "same_run_as" in r]
+    if aliases:
+        lines += ["", f"{', '.join(aliases)} change nothing in the recipe: their rows are the `{'/'.join(RECIPE)}` run."]
     lines += ["", _common.environment(), ""]
     md = out / f"{name}.md"
     md.write_text("\n".join(lines))

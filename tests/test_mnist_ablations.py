@@ -75,3 +75,28 @@ def test_bad_selection_names_the_valid_values(capsys):
     with pytest.raises(SystemExit):
         abl.main(["--groups=heads"])
     assert "valid: ['architecture', 'batch_size', 'eta', 'head']" in capsys.readouterr().err
+
+
+def _config_of(group, variant):
+    config = _common.load_config(abl.CONFIG)
+    for override in abl.GROUPS[group][variant][1]:
+        field, _, value = override.partition("=")
+        _set(config, field, value)
+    return config
+
+
+def test_variants_that_share_the_recipes_run_are_exactly_the_recipe():
+    """A variant read from the recipe's run must change nothing; every variant that does change it runs on its own."""
+    recipe = _config_of(*abl.RECIPE).to_json_best_effort()
+    for group, variant in abl.SAME_AS_RECIPE:
+        config = _config_of(group, variant)
+        if group == "architecture":  # the network's default activation, written out
+            net, act = variant.rsplit("_", 1)[0], variant.rsplit("_", 1)[1]
+            assert (config.energy.name, config.energy.activation) == (net, act)
+            config.energy.activation = _common.load_config(abl.CONFIG).energy.activation
+            from jebm.energies import networks
+            assert networks.CustomCNN.activation == act
+        assert config.to_json_best_effort() == recipe, (group, variant)
+    others = [(g, v) for g, vs in abl.GROUPS.items() for v in vs
+              if (g, v) not in abl.SAME_AS_RECIPE and (g, v) != abl.RECIPE]
+    assert all(_config_of(g, v).to_json_best_effort() != recipe for g, v in others)
