@@ -12,7 +12,7 @@ README = (ROOT / "README.md").read_text()
 def test_readme_starts_with_the_two_setup_commands():
     blocks = re.findall(r"```bash\n(.*?)\n```", README, re.S)
     assert "pip install -e ." in blocks[0] and "python -m jebm.main --config=configs/gmm_sghmc.py" in blocks[0]
-    assert "pip install -e '.[test]'" in blocks[1] and "python -m pytest -q tests" in blocks[1]
+    assert "pip install -e '.[test]'" in blocks[1] and "python -m pytest -q -n 2 --dist loadfile tests" in blocks[1]
     ci = (ROOT / ".ci" / "run").read_text()
     assert blocks[1].strip() in ci  # CI runs exactly the README's test command
 
