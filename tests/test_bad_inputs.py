@@ -65,7 +65,7 @@ CONFIG_CASES = [
     # The validator's checks that are not single-field choice/number/integer/boolean ones
     # (those are all covered by test_every_validated_field_rejects_bad_values below).
     ({"energy.conv_impl": "fft"}, ["energy.conv_impl='fft'", "['', 'im2col', 'xla']"]),
-    ({"energy.conv_impl": "xla"}, ["energy.conv_impl='xla' applies to energy.name='custom_cnn'"]),
+    ({"energy.conv_impl": "xla"}, ["energy.conv_impl='xla' applies to energy.name in ['custom_cnn', 'lenet']"]),
     ({"energy.param_init": "torch", "energy.name": "custom_cnn"}, ["energy.param_init='torch' applies to energy.name in ['mlp', 'toy_mlp']"]),
     ({"energy.spectral_norm": 1}, ["energy.spectral_norm=1 applies to energy.name in ['custom_cnn', 'lenet']"]),
     ({"energy.beta_learnable": False, "energy.head": "beta"}, ["energy.beta_learnable=False needs energy.beta_init"]),

@@ -1,4 +1,4 @@
-"""CustomCNN(conv_impl="im2col") computes the same function as the plain XLA version."""
+"""CustomCNN and LeNet with conv_impl="im2col" compute the same function as the plain XLA versions."""
 
 import jax
 import jax.numpy as jnp
@@ -28,23 +28,25 @@ def images():
     return jnp.concatenate([uniform, normal])
 
 
-def _models(head, micro_batch=None):
+def _models(head, micro_batch=None, network="custom_cnn"):
     """The plain and the fast CNN; the fast one in groups of ``micro_batch`` images when given."""
-    models = {impl: make_energy("custom_cnn", head=head, conv_impl=impl) for impl in CONV_IMPLS}
+    models = {impl: make_energy(network, head=head, conv_impl=impl) for impl in CONV_IMPLS}
     if micro_batch is not None:
-        models["im2col"] = make_energy("custom_cnn", head=head, conv_impl="im2col", micro_batch=micro_batch)
+        models["im2col"] = make_energy(network, head=head, conv_impl="im2col", micro_batch=micro_batch)
     return models
 
 
-@pytest.fixture(scope="module", params=[("linear", None), ("quadratic", 4)], ids=["linear", "quadratic-micro4"])
+@pytest.fixture(scope="module", params=[("linear", None, "custom_cnn"), ("quadratic", 4, "custom_cnn"),
+                                        ("quadratic", 4, "lenet")],
+                ids=["linear", "quadratic-micro4", "lenet-quadratic-micro4"])
 def evaluated(request, images):
     """Per impl: initial params, energies and ∇ₓE at the xla version's params.
 
     The quadratic case runs im2col in micro-batches of 4 of the 6 images: one
     full group and a smaller remainder.
     """
-    head, micro_batch = request.param
-    models = _models(head, micro_batch)
+    head, micro_batch, network = request.param
+    models = _models(head, micro_batch, network)
     init = {impl: jax.jit(m.init)(jax.random.PRNGKey(0), images) for impl, m in models.items()}
     params = init["xla"]
     out = {"init": init}
@@ -73,9 +75,10 @@ def test_same_input_gradients(evaluated):
     np.testing.assert_allclose(grad_fast, grad_plain, rtol=RTOL, atol=RTOL * scale)
 
 
-def test_same_parameter_gradients(images):
+@pytest.mark.parametrize("network", ["custom_cnn", "lenet"])
+def test_same_parameter_gradients(images, network):
     """The training step differentiates w.r.t. the parameters: those agree too."""
-    models = _models("quadratic", micro_batch=4)
+    models = _models("quadratic", micro_batch=4, network=network)
     x = images
     params = jax.jit(models["xla"].init)(jax.random.PRNGKey(2), x)
     grads = {
@@ -131,6 +134,7 @@ def test_make_energy_passes_conv_impl_and_micro_batch():
     backbone = make_energy("custom_cnn", conv_impl="im2col", micro_batch=8).backbone
     assert (backbone.conv_impl, backbone.micro_batch) == ("im2col", 8)
     assert make_energy("custom_cnn").backbone.conv_impl == "xla"
+    assert make_energy("lenet", conv_impl="im2col").backbone.conv_impl == "im2col"
 
 
 def test_config_picks_the_convolution_by_backend_unless_named():

@@ -51,7 +51,7 @@ def base_config() -> config_dict.ConfigDict:
     c.energy.activation = ""  # "" = the network's default
     c.energy.hidden = config_dict.placeholder(tuple)  # mlp widths; None = 32-64-64-64
     c.energy.out_init_std = config_dict.placeholder(float)  # None = Flax's default init
-    c.energy.conv_impl = ""  # custom_cnn: "" (im2col on the CPU, xla elsewhere) | xla (lax.conv) | im2col (same function)
+    c.energy.conv_impl = ""  # custom_cnn, lenet: "" (im2col on the CPU, xla elsewhere) | xla (lax.conv) | im2col (same function)
     # custom_cnn / lenet: spectral normalisation of every layer's kernel, W / σ̂(W) with σ̂ from
     # this many power iterations per call (networks.spectral_normalize); 0 = off.
     c.energy.spectral_norm = 0

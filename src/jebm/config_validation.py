@@ -117,8 +117,9 @@ def validate(config: config_dict.ConfigDict) -> None:
     conv = c.get("energy.conv_impl")
     if conv not in ("", "xla", "im2col"):
         c.errors.append(f"energy.conv_impl={conv!r} is not one of ['', 'im2col', 'xla'] ('' = im2col on the CPU, xla elsewhere)")
-    elif conv and c.get("energy.name") != "custom_cnn":
-        c.errors.append(f"energy.conv_impl={conv!r} applies to energy.name='custom_cnn', not {c.get('energy.name')!r}")
+    elif conv and c.get("energy.name") not in ("custom_cnn", "lenet"):
+        c.errors.append(f"energy.conv_impl={conv!r} applies to energy.name in ['custom_cnn', 'lenet'], "
+                        f"not {c.get('energy.name')!r}")
     c.integer("energy.spectral_norm", ge=0)
     if _is_int(c.get("energy.spectral_norm")) and c.get("energy.spectral_norm") > 0 and c.get("energy.name") not in ("custom_cnn", "lenet"):
         c.errors.append(f"energy.spectral_norm={c.get('energy.spectral_norm')!r} applies to energy.name in "

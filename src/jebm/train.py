@@ -185,7 +185,7 @@ def backbone_options(e) -> dict:
         options["out_init_std"] = e.out_init_std
     if e.param_init:
         options["param_init"] = e.param_init
-    if e.name == "custom_cnn":
+    if e.name in ("custom_cnn", "lenet"):
         options["conv_impl"] = resolve_conv_impl(e.conv_impl)
     if e.get("spectral_norm", 0):
         options["spectral_norm"] = int(e.spectral_norm)

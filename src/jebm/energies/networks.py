@@ -384,6 +384,12 @@ class LeNet(nn.Module):
       param_dtype: parameter dtype.
       spectral_norm: power iterations of ``spectral_normalize`` applied to
         every layer's kernel; 0 (default) = off.
+      conv_impl: ``"xla"`` or ``"im2col"``, as in ``CustomCNN``: the same
+        function and parameters, only speed differs (on a CPU, XLA's
+        convolution and its input gradient make a LeNet sampler step several
+        times slower than the matrix-product form).
+      micro_batch: with ``conv_impl="im2col"``, examples per convolution
+        call, as in ``CustomCNN``.
     """
 
     activation: str = "swish"
@@ -392,20 +398,27 @@ class LeNet(nn.Module):
     dtype: Optional[Dtype] = None
     param_dtype: Dtype = jnp.float32
     spectral_norm: int = 0
+    conv_impl: str = "xla"
+    micro_batch: Optional[int] = DEFAULT_MICRO_BATCH
 
     @nn.compact
     def __call__(self, x: Array) -> Array:
         """Return ``f(x)`` of shape ``(n,)`` for images ``(n, 28, 28[, 1])``."""
+        check_choice("conv_impl", self.conv_impl, CONV_IMPLS)
         act = activation_fn(self.activation, self.leaky_slope)
-        conv = functools.partial(spectrally_normalized(nn.Conv, self.spectral_norm), dtype=self.dtype,
-                                 param_dtype=self.param_dtype)
+        conv = functools.partial(
+            spectrally_normalized(nn.Conv, self.spectral_norm), dtype=self.dtype, param_dtype=self.param_dtype,
+            conv_general_dilated=(
+                functools.partial(conv_as_matmul, micro_batch=self.micro_batch) if self.conv_impl == "im2col" else None
+            ),
+        )
         dense = functools.partial(spectrally_normalized(nn.Dense, self.spectral_norm), dtype=self.dtype,
                                   param_dtype=self.param_dtype)
         h = as_nhwc(x)
         # Padding 2 keeps 28x28, as in LeNet-5 on 32x32 inputs.
         h = act(conv(6, (5, 5), padding=((2, 2), (2, 2)), name="conv1")(h))
         h = nn.avg_pool(h, (2, 2), strides=(2, 2))
-        h = act(conv(16, (5, 5), padding="VALID", name="conv2")(h))
+        h = act(conv(16, (5, 5), padding=((0, 0), (0, 0)), name="conv2")(h))  # "VALID", written out for im2col
         h = nn.avg_pool(h, (2, 2), strides=(2, 2))
         h = flatten_examples(h)
         h = act(dense(120, name="fc1")(h))
