@@ -50,6 +50,26 @@ def state_shardings(state, mesh: Mesh):
     return shardings
 
 
+def host_local(tree):
+    """Every array of ``tree`` as a NumPy array on this host.
+
+    A replicated array (parameters) is read from this process's own copy, with no
+    communication; an array split over several processes' devices is gathered
+    with ``multihost_utils.process_allgather``, which every process must call
+    together.
+    """
+    from jax.experimental import multihost_utils
+
+    def one(x):
+        if not isinstance(x, jax.Array) or x.is_fully_addressable:
+            return np.asarray(x)
+        if x.is_fully_replicated:
+            return np.asarray(x.addressable_data(0))
+        return np.asarray(multihost_utils.process_allgather(x, tiled=True))
+
+    return jax.tree_util.tree_map(one, tree)
+
+
 def check_divisible(mesh: Mesh, **sizes: int) -> None:
     """Every sharded size must split evenly over the devices.
 
