@@ -241,3 +241,13 @@ def test_unreachable_coordinator_is_a_clear_error_after_the_timeout(tmp_path):
                      r"--initialization_timeout=2 s \(Connection refused\)", proc.stderr), proc.stderr[-2000:]
     assert time.time() - t0 < 60
     assert not (tmp_path / "run").exists()
+
+
+def test_distributed_without_flags_outside_a_cluster_says_what_to_give(tmp_path):
+    env = {k: v for k, v in _env(1).items() if not k.startswith(("SLURM_", "OMPI_", "JAX_COORDINATOR"))}
+    proc = subprocess.run(_cmd(tmp_path / "run", "--config.sharding.distributed=True"), cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1
+    assert re.search(r"jax.distributed.initialize failed: coordinator_address should be defined\. Without "
+                     r"--coordinator_address, --num_processes and --process_id JAX must detect a cluster", proc.stderr), \
+        proc.stderr[-2000:]

@@ -213,8 +213,5 @@ def validate(config: config_dict.ConfigDict) -> None:
     persistent, bank, n = c.get("chain_init.persistent"), c.get("chain_init.bank_size"), c.get("sampler.num_chains") or c.get("training.batch_size")
     if persistent is True and _is_int(bank) and _is_int(n) and bank < n:
         c.errors.append(f"chain_init.bank_size={bank} must be >= the number of chains per step ({n})")
-    if c.get("sharding.distributed") is True and c.get("sharding.enabled") is False:
-        c.errors.append("sharding.distributed=True needs sharding.enabled=True: several processes train one model "
-                        "only by splitting its chains and batches over all their devices")
     if c.errors:
         raise ConfigError("invalid config:\n  " + "\n  ".join(c.errors))

@@ -157,19 +157,21 @@ def wait_for_coordinator(address: str, timeout: float) -> float:
 def initialize_distributed(options: dict | None) -> None:
     """Joins the other processes: ``jax.distributed.initialize(**options)``, with gloo CPU collectives.
 
-    ``options`` from :func:`distributed_options`; ``None`` or ``{}``: JAX's
+    ``options`` from :func:`distributed_options`; without ``coordinator_address``,
+    ``num_processes`` and ``process_id`` (only timeouts, or ``None``): JAX's
     cluster auto-detection (SLURM, Open MPI, TPU pods). The CPU backend's
     cross-process collectives are set to gloo first (the option only affects
     CPU devices, so it is harmless on GPUs).
 
     Raises:
-      app.UsageError: the coordinator could not be reached in time, with the address and timeout.
+      app.UsageError: the coordinator could not be reached in time (naming the address and
+        timeout), or no cluster was detected without the flags.
     """
     import jax
 
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
     options = dict(options or {})
-    if options and options["process_id"] != 0:
+    if options.get("process_id", 0) != 0:
         # JAX's client aborts the whole process (no Python exception) when the coordinator
         # cannot be reached in time; check first, so that the error can say what is wrong.
         waited = wait_for_coordinator(options["coordinator_address"], options["initialization_timeout"])
@@ -177,13 +179,16 @@ def initialize_distributed(options: dict | None) -> None:
     try:
         jax.distributed.initialize(**options)
     except Exception as err:  # XlaRuntimeError (DEADLINE_EXCEEDED, UNAVAILABLE...) or ValueError from auto-detection
-        where = options.get("coordinator_address") or "the auto-detected coordinator"
-        timeout = options.get("initialization_timeout", 300)
-        raise RuntimeError(
-            f"could not join the distributed run at {where} within {timeout} s "
-            f"(--coordinator_address / --initialization_timeout): {str(err).splitlines()[0] if str(err) else type(err).__name__}. "
-            "Start every process with the same --coordinator_address and --num_processes, process 0 among them, "
-            "and check the address is reachable from every process."
+        if "coordinator_address" in options:
+            hint = (f"Start every process with the same --coordinator_address={options['coordinator_address']} and "
+                    f"--num_processes={options['num_processes']}, process 0 among them, within "
+                    f"--initialization_timeout={options['initialization_timeout']} s, and check that every machine "
+                    "reaches that address.")
+        else:
+            hint = ("Without --coordinator_address, --num_processes and --process_id JAX must detect a cluster it "
+                    "knows (SLURM, Open MPI, Cloud TPU); elsewhere give the three flags.")
+        first = (str(err).splitlines()[0] if str(err) else type(err).__name__).rstrip(".")
+        raise app.UsageError(f"jax.distributed.initialize failed: {first}. {hint}"
         ) from err
     logging.info("Process %d of %d, %d local / %d global devices", jax.process_index(), jax.process_count(),
                  jax.local_device_count(), jax.device_count())
@@ -245,12 +250,15 @@ def main(argv):
     config = flags.FLAGS.config
     if config is None:
         raise app.UsageError("--config is required with --mode=train")
-    if distributed is not None:  # the flags imply a distributed run, sharded over every process's devices
+    if distributed is not None:  # the flags imply a distributed run
         config.sharding.distributed = True
+    if config.sharding.distributed:  # several processes train one model by splitting it over all their devices
         config.sharding.enabled = True
     config_validation.validate(config)
     if config.sharding.distributed:
-        initialize_distributed(distributed)
+        f = flags.FLAGS
+        initialize_distributed(distributed or dict(initialization_timeout=f.initialization_timeout,
+                                                   heartbeat_timeout_seconds=f.heartbeat_timeout))
     logging.info("Config:\n%s", config)
     if jax.process_count() > 1:
         summary = run_or_exit(lambda: train.train_and_evaluate(config, flags.FLAGS.workdir), flags.FLAGS.workdir)

@@ -536,9 +536,13 @@ def _state_shardings(config, parts: Parts, state: TrainState):
     """The state's shardings over all devices of all processes, or ``None`` unless ``sharding.enabled``.
 
     Raises:
-      ValueError: a sharded size (batch, chains, bank) does not divide by the device count.
+      ValueError: a sharded size (batch, chains, bank) does not divide by the device count, or
+        several processes run without ``sharding.enabled``.
     """
     if not config.sharding.enabled:
+        if jax.process_count() > 1:
+            raise ValueError(f"{jax.process_count()} processes train one model only with sharding.enabled=True "
+                             "(the CLI sets it when distributed); it is False")
         return None
     mesh = sharding.make_mesh()
     sizes = {"training.batch_size": config.training.batch_size, "sampler.num_chains": parts.num_chains}
