@@ -553,7 +553,7 @@ def _state_shardings(config, parts: Parts, state: TrainState):
 
 
 def _compile_step(config, parts: Parts, state: TrainState, state_sh=None):
-    """The jitted step and batch functions, sharded as ``state_sh`` (:func:`_state_shardings`) says, and the state placed so."""
+    """The jitted step and batch functions, sharded as ``state_sh`` (from ``_state_shardings``) says, and the state placed so."""
     if state_sh is None:
         return (jax.jit(make_train_step(config, parts), donate_argnums=(0,)), jax.jit(parts.data.batch), state)
     mesh = state_sh.step.mesh
