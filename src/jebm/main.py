@@ -7,7 +7,10 @@ W's newest checkpoint with its own config.json and writes ``eval_<step>.json``.
 ``--mode=sample --workdir=W --num_samples=N --out=F.npy [--num_steps=L] [--seed=S]``
 draws N samples from fresh chains on W's newest checkpoint (``jebm.sample``).
 Neither needs ``--config``. ``--imports=mod_or_file.py,...`` imports a user's
-modules first (those that register their own energies or datasets). After a regular (non-editable) install,
+modules first (those that register their own energies or datasets). Several processes train one
+model with ``--coordinator_address=HOST:PORT --num_processes=N --process_id=I`` on each (or, under
+SLURM and other clusters JAX detects, ``--config.sharding.distributed=True`` alone): see the README's
+"Multiple processes and machines". After a regular (non-editable) install,
 ``--config=configs/<name>.py`` works from any directory: see :func:`resolve_config_argv`.
 """
 

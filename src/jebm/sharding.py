@@ -7,10 +7,11 @@ becomes an all-reduce that XLA inserts: the optimizer step is a data-parallel
 mean. Everything is expressed through ``NamedSharding`` on the jitted train
 step, so the same code runs on one device, 8 simulated CPU devices
 (``XLA_FLAGS=--xla_force_host_platform_device_count=8``), a multi-GPU host,
-or several hosts after ``jax.distributed.initialize()`` (the CLI calls it
-when ``sharding.distributed=True``; on each host launch the same command,
-with the coordinator address and process ids in the environment variables
-JAX documents for your cluster, e.g. SLURM is detected automatically).
+or several processes and hosts after ``jax.distributed.initialize()`` (the
+CLI calls it with ``--coordinator_address/--num_processes/--process_id``, or
+with ``sharding.distributed=True`` alone where JAX detects the cluster, e.g.
+SLURM). The mesh then spans the devices of every process, and ``host_local``
+brings arrays back to one host.
 
 Batches are computed on device from the step (``TrainData.batch``) with a
 data-sharded output, so each device draws only its own shard and no host
