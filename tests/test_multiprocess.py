@@ -139,9 +139,11 @@ def _assert_same_run(two, one):
 
 def test_two_processes_train_what_one_process_with_two_devices_trains(tmp_path):
     two, one = tmp_path / "two", tmp_path / "one"
-    run_two(two)
-    run_one(one)
+    snapshots = "--config.training.sample_every=60"  # drawn by process 0 alone, into grids/
+    run_two(two, snapshots)
+    run_one(one, snapshots)
     _assert_same_run(two, one)
+    assert [f for f in _files(two) if f.startswith("grids/")] == ["grids/fit_step0000060.png", "grids/fit_step0000120.png"]
     assert "Process 1 of 2, 1 local / 2 global devices" in _log(two, 1)
 
 
