@@ -60,6 +60,10 @@ def available_steps(directory: str | os.PathLike) -> list[int]:
 def save(directory: str | os.PathLike, step: int, state, keep: int = 3) -> Path:
     """Writes ``state`` as the checkpoint of ``step`` atomically; prunes to ``keep``.
 
+    With several processes every process must call it at the same step: each
+    writes its shard file, and process 0 the commit file after all of them
+    (see the module docstring); only process 0 prunes.
+
     Raises:
       CheckpointError: if the directory cannot be written (read-only, full
         disk, ...); the earlier checkpoints are left untouched.
