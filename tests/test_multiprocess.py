@@ -51,15 +51,15 @@ def _cmd(workdir, *extra, config=CONFIG):
     return [sys.executable, "-m", "jebm.main", f"--config={config}", f"--workdir={workdir}", *EXTRA, *extra]
 
 
-def _start_two(workdir, *extra, port=None):
-    """Both processes of a 2-process run, logging to ``workdir``.log0/1; returns the Popen objects."""
+def _start_two(workdir, *extra, port=None, devices=1):
+    """Both processes of a 2-process run (``devices`` CPU devices each), logging to ``workdir``.log0/1; returns the Popen objects."""
     port = port or _free_port()
     procs = []
     for i in range(2):
         log = open(f"{workdir}.log{i}", "w")
         cmd = _cmd(workdir, f"--coordinator_address=127.0.0.1:{port}", "--num_processes=2", f"--process_id={i}",
                    "--initialization_timeout=60", "--heartbeat_timeout=10", *extra)
-        procs.append(subprocess.Popen(cmd, cwd=ROOT, env=_env(1), stdout=log, stderr=subprocess.STDOUT))
+        procs.append(subprocess.Popen(cmd, cwd=ROOT, env=_env(devices), stdout=log, stderr=subprocess.STDOUT))
         log.close()
     return procs
 
@@ -221,6 +221,22 @@ def test_resuming_with_another_process_count_names_both_counts(pcd_runs, tmp_pat
     restored = jebm.restore(two)
     x = jebm.sample(restored, jax.random.key(0), 8, num_steps=3)
     assert x.shape == (8, 2) and np.all(np.isfinite(x))
+
+
+def test_resuming_with_another_device_count_per_process_names_both_counts(pcd_runs, tmp_path):
+    two, _ = pcd_runs
+    copy = tmp_path / "copy"
+    shutil.copytree(two, copy)
+    procs = _start_two(copy, "--config.chain_init.persistent=True", "--config.training.max_steps=124", devices=2)
+    for p in procs:
+        p.wait(timeout=TIMEOUT)
+    message = r"ckpt_120.msgpack was written with 2 devices in all and this run has 4: resume with the same devices"
+    assert procs[0].returncode == 1 and re.search(message, _log(copy, 0)), _log(copy, 0)[-3000:]
+    # Process 1 says the same, unless process 0's exit (the coordinator's) ends it first.
+    assert procs[1].returncode != 0
+    assert re.search(message + "|Terminating process because the JAX distributed service", _log(copy, 1)), \
+        _log(copy, 1)[-3000:]
+    assert checkpoint.available_steps(copy / "checkpoints")[-1] == 120  # nothing was overwritten
 
 
 @pytest.mark.parametrize("flags,message", [

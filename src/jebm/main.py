@@ -197,6 +197,9 @@ def initialize_distributed(options: dict | None) -> None:
                  jax.local_device_count(), jax.device_count())
 
 
+# Seconds process 0 waits after its own error before exiting (see run_or_exit).
+COORDINATOR_GRACE_S = 3.0
+
 # Substrings of the runtime errors a process sees when another process of the run is gone.
 _PEER_LOST = ("Gloo", "Connection reset", "Connection closed", "UNAVAILABLE", "heartbeat", "DEADLINE_EXCEEDED")
 
@@ -209,6 +212,8 @@ def run_or_exit(fn, workdir: str):
     or still running. An error from the collectives (a peer killed, its machine
     lost) is reported as such, with how to resume.
     """
+    import time
+
     import jax
 
     try:
@@ -223,6 +228,10 @@ def run_or_exit(fn, workdir: str):
         else:
             logging.exception("process %d of %d failed; stopping it (the other processes stop when they next "
                               "need it)", me, n)
+            if me == 0:
+                # Process 0 runs the coordinator, and its exit ends the others at once: give those that
+                # fail the same way (a config or checkpoint every process reads) time to say so.
+                time.sleep(COORDINATOR_GRACE_S)
         logging.flush()
         sys.stdout.flush()
         sys.stderr.flush()
