@@ -7,7 +7,10 @@ W's newest checkpoint with its own config.json and writes ``eval_<step>.json``.
 ``--mode=sample --workdir=W --num_samples=N --out=F.npy [--num_steps=L] [--seed=S]``
 draws N samples from fresh chains on W's newest checkpoint (``jebm.sample``).
 Neither needs ``--config``. ``--imports=mod_or_file.py,...`` imports a user's
-modules first (those that register their own energies or datasets). After a regular (non-editable) install,
+modules first (those that register their own energies or datasets). Several processes train one
+model with ``--coordinator_address=HOST:PORT --num_processes=N --process_id=I`` on each (or, under
+SLURM and other clusters JAX detects, ``--config.sharding.distributed=True`` alone): see the README's
+"Multiple processes and machines". After a regular (non-editable) install,
 ``--config=configs/<name>.py`` works from any directory: see :func:`resolve_config_argv`.
 """
 
@@ -29,6 +32,15 @@ flags.DEFINE_integer("seed", 0, "--mode=sample: seed of the chains' randomness."
 flags.DEFINE_string("out", None, "--mode=sample: the .npy file to write, shape (num_samples, *example_shape).")
 flags.DEFINE_list("imports", [], "Python modules or .py files to import first, e.g. ones that add a user's "
                   "energy or dataset with jebm.energies.register / jebm.data.register.")
+flags.DEFINE_string("coordinator_address", None, "Multi-process training: HOST:PORT of process 0's coordinator "
+                    "(the same on every process). With --num_processes and --process_id; implies "
+                    "sharding.distributed. None of the three: JAX's cluster auto-detection (e.g. SLURM).")
+flags.DEFINE_integer("num_processes", None, "Multi-process training: how many processes take part.")
+flags.DEFINE_integer("process_id", None, "Multi-process training: this process's id, 0 .. --num_processes - 1.")
+flags.DEFINE_integer("initialization_timeout", 300, "Multi-process training: seconds to wait for every process to "
+                     "reach the coordinator before failing.")
+flags.DEFINE_integer("heartbeat_timeout", 100, "Multi-process training: seconds without a heartbeat after which a "
+                     "process counts as dead and the others stop with an error.")
 flags.mark_flags_as_required(["workdir"])
 
 
@@ -83,6 +95,149 @@ def import_user_modules(names) -> None:
                 raise app.UsageError(f"--imports: cannot import {name!r}: {err}") from err
 
 
+def distributed_options(f) -> dict | None:
+    """The keyword arguments of ``jax.distributed.initialize`` the flags ask for, validated.
+
+    ``None`` when none of ``--coordinator_address``, ``--num_processes``,
+    ``--process_id`` is given (the config's ``sharding.distributed`` then decides,
+    with JAX's cluster auto-detection); otherwise all three are required.
+
+    Raises:
+      app.UsageError: naming the flag and its valid values.
+    """
+    given = {name: getattr(f, name) for name in ("coordinator_address", "num_processes", "process_id")}
+    for name, value in (("initialization_timeout", f.initialization_timeout), ("heartbeat_timeout", f.heartbeat_timeout)):
+        if value < 1:
+            raise app.UsageError(f"--{name}={value}: must be >= 1 second")
+    if all(v is None for v in given.values()):
+        return None
+    missing = [f"--{name}" for name, v in given.items() if v is None]
+    if missing:
+        raise app.UsageError(f"--coordinator_address, --num_processes and --process_id go together; missing {', '.join(missing)}")
+    host, sep, port = f.coordinator_address.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise app.UsageError(f"--coordinator_address={f.coordinator_address!r}: must be HOST:PORT with a port "
+                             "in 1..65535, e.g. 127.0.0.1:12345")
+    if f.num_processes < 1:
+        raise app.UsageError(f"--num_processes={f.num_processes}: must be >= 1")
+    if not 0 <= f.process_id < f.num_processes:
+        raise app.UsageError(f"--process_id={f.process_id}: must be in 0..{f.num_processes - 1} "
+                             f"(--num_processes={f.num_processes})")
+    if f.mode != "train":
+        raise app.UsageError(f"--mode={f.mode} runs in one process; --coordinator_address, --num_processes and "
+                             "--process_id apply to --mode=train only")
+    return dict(given, initialization_timeout=f.initialization_timeout, heartbeat_timeout_seconds=f.heartbeat_timeout)
+
+
+def wait_for_coordinator(address: str, timeout: float) -> float:
+    """Waits until a TCP connection to ``address`` (HOST:PORT) succeeds; returns the seconds waited.
+
+    Raises:
+      app.UsageError: nothing accepted a connection there within ``timeout`` seconds.
+    """
+    import socket
+    import time
+
+    clock = time.monotonic
+    host, _, port = address.rpartition(":")
+    host = host.strip("[]")
+    t0 = clock()
+    last = None
+    while True:
+        try:
+            with socket.create_connection((host, int(port)), timeout=1.0):
+                return clock() - t0
+        except OSError as err:
+            last = err
+        if clock() - t0 >= timeout:
+            raise app.UsageError(
+                f"--coordinator_address={address}: no coordinator answered within --initialization_timeout={timeout:g} s "
+                f"({last.strerror or last if last else 'no answer'}). Process 0 runs the coordinator: start it with the "
+                "same --coordinator_address (its host and a free port), and check that this machine can reach it.")
+        time.sleep(0.2)
+
+
+def initialize_distributed(options: dict | None) -> None:
+    """Joins the other processes: ``jax.distributed.initialize(**options)``, with gloo CPU collectives.
+
+    ``options`` from :func:`distributed_options`; without ``coordinator_address``,
+    ``num_processes`` and ``process_id`` (only timeouts, or ``None``): JAX's
+    cluster auto-detection (SLURM, Open MPI, TPU pods). The CPU backend's
+    cross-process collectives are set to gloo first (the option only affects
+    CPU devices, so it is harmless on GPUs).
+
+    Raises:
+      app.UsageError: the coordinator could not be reached in time (naming the address and
+        timeout), or no cluster was detected without the flags.
+    """
+    import jax
+
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    options = dict(options or {})
+    if options.get("process_id", 0) != 0:
+        # JAX's client aborts the whole process (no Python exception) when the coordinator
+        # cannot be reached in time; check first, so that the error can say what is wrong.
+        waited = wait_for_coordinator(options["coordinator_address"], options["initialization_timeout"])
+        options["initialization_timeout"] = max(1, int(options["initialization_timeout"] - waited))
+    try:
+        jax.distributed.initialize(**options)
+    except Exception as err:  # XlaRuntimeError (DEADLINE_EXCEEDED, UNAVAILABLE...) or ValueError from auto-detection
+        if "coordinator_address" in options:
+            hint = (f"Start every process with the same --coordinator_address={options['coordinator_address']} and "
+                    f"--num_processes={options['num_processes']}, process 0 among them, within "
+                    f"--initialization_timeout={options['initialization_timeout']} s, and check that every machine "
+                    "reaches that address.")
+        else:
+            hint = ("Without --coordinator_address, --num_processes and --process_id JAX must detect a cluster it "
+                    "knows (SLURM, Open MPI, Cloud TPU); elsewhere give the three flags.")
+        first = (str(err).splitlines()[0] if str(err) else type(err).__name__).rstrip(".")
+        raise app.UsageError(f"jax.distributed.initialize failed: {first}. {hint}"
+        ) from err
+    logging.info("Process %d of %d, %d local / %d global devices", jax.process_index(), jax.process_count(),
+                 jax.local_device_count(), jax.device_count())
+
+
+# Seconds process 0 waits after its own error before exiting (see run_or_exit).
+COORDINATOR_GRACE_S = 3.0
+
+# Substrings of the runtime errors a process sees when another process of the run is gone.
+_PEER_LOST = ("Gloo", "Connection reset", "Connection closed", "UNAVAILABLE", "heartbeat", "DEADLINE_EXCEEDED")
+
+
+def run_or_exit(fn, workdir: str):
+    """``fn()`` in one process of a multi-process run; on any error, log it and exit at once with status 1.
+
+    Exiting with ``os._exit`` skips JAX's shutdown barrier, which would otherwise
+    keep a failed process waiting (up to 5 minutes) for peers that may be dead
+    or still running. An error from the collectives (a peer killed, its machine
+    lost) is reported as such, with how to resume.
+    """
+    import time
+
+    import jax
+
+    try:
+        return fn()
+    except BaseException as err:  # noqa: BLE001 -- every failure must end the process, not wait at shutdown
+        me, n = jax.process_index(), jax.process_count()
+        if isinstance(err, jax.errors.JaxRuntimeError) and any(s in str(err) for s in _PEER_LOST):
+            logging.error(
+                "process %d of %d lost contact with another process of this run (%s). It probably died or was "
+                "killed: its log says why. Start all %d processes again with the same flags; they resume from the "
+                "newest checkpoint in --workdir=%s.", me, n, str(err).splitlines()[0], n, workdir)
+        else:
+            logging.exception("process %d of %d failed; stopping it (the other processes stop when they next "
+                              "need it)", me, n)
+            if me == 0:
+                # Process 0 runs the coordinator, and its exit ends the others at once: give those that
+                # fail the same way (a config or checkpoint every process reads) time to say so.
+                time.sleep(COORDINATOR_GRACE_S)
+        logging.flush()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(1)
+
+
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
@@ -90,6 +245,7 @@ def main(argv):
 
     from jebm import config_validation, train
 
+    distributed = distributed_options(flags.FLAGS)
     import_user_modules(flags.FLAGS.imports)
     # Compile once per config and machine: later runs reuse XLA's output.
     cache = os.environ.get("JEBM_COMPILATION_CACHE", os.path.expanduser("~/.cache/jebm/xla"))
@@ -106,11 +262,20 @@ def main(argv):
     config = flags.FLAGS.config
     if config is None:
         raise app.UsageError("--config is required with --mode=train")
+    if distributed is not None:  # the flags imply a distributed run
+        config.sharding.distributed = True
+    if config.sharding.distributed:  # several processes train one model by splitting it over all their devices
+        config.sharding.enabled = True
     config_validation.validate(config)
     if config.sharding.distributed:
-        jax.distributed.initialize()
+        f = flags.FLAGS
+        initialize_distributed(distributed or dict(initialization_timeout=f.initialization_timeout,
+                                                   heartbeat_timeout_seconds=f.heartbeat_timeout))
     logging.info("Config:\n%s", config)
-    summary = train.train_and_evaluate(config, flags.FLAGS.workdir)
+    if jax.process_count() > 1:
+        summary = run_or_exit(lambda: train.train_and_evaluate(config, flags.FLAGS.workdir), flags.FLAGS.workdir)
+    else:
+        summary = train.train_and_evaluate(config, flags.FLAGS.workdir)
     logging.info("Done: %s", {k: v for k, v in summary.items() if isinstance(v, (int, float, str))})
 
 

@@ -7,10 +7,11 @@ becomes an all-reduce that XLA inserts: the optimizer step is a data-parallel
 mean. Everything is expressed through ``NamedSharding`` on the jitted train
 step, so the same code runs on one device, 8 simulated CPU devices
 (``XLA_FLAGS=--xla_force_host_platform_device_count=8``), a multi-GPU host,
-or several hosts after ``jax.distributed.initialize()`` (the CLI calls it
-when ``sharding.distributed=True``; on each host launch the same command,
-with the coordinator address and process ids in the environment variables
-JAX documents for your cluster, e.g. SLURM is detected automatically).
+or several processes and hosts after ``jax.distributed.initialize()`` (the
+CLI calls it with ``--coordinator_address/--num_processes/--process_id``, or
+with ``sharding.distributed=True`` alone where JAX detects the cluster, e.g.
+SLURM). The mesh then spans the devices of every process, and ``host_local``
+brings arrays back to one host.
 
 Batches are computed on device from the step (``TrainData.batch``) with a
 data-sharded output, so each device draws only its own shard and no host
@@ -48,6 +49,26 @@ def state_shardings(state, mesh: Mesh):
     if state.bank is not None:
         shardings = shardings.replace(bank=jax.tree_util.tree_map(lambda _: split, state.bank))
     return shardings
+
+
+def host_local(tree):
+    """Every array of ``tree`` as a NumPy array on this host.
+
+    A replicated array (parameters) is read from this process's own copy, with no
+    communication; an array split over several processes' devices is gathered
+    with ``multihost_utils.process_allgather``, which every process must call
+    together.
+    """
+    from jax.experimental import multihost_utils
+
+    def one(x):
+        if not isinstance(x, jax.Array) or x.is_fully_addressable:
+            return np.asarray(x)
+        if x.is_fully_replicated:
+            return np.asarray(x.addressable_data(0))
+        return np.asarray(multihost_utils.process_allgather(x, tiled=True))
+
+    return jax.tree_util.tree_map(one, tree)
 
 
 def check_divisible(mesh: Mesh, **sizes: int) -> None:

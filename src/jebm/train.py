@@ -325,6 +325,7 @@ class MetricsLog:
     def __init__(self, workdir: Path, resume_step: int):
         self.path = workdir / "metrics.jsonl"
         self.records = self.read(self.path, resume_step)
+        self.writes = jax.process_index() == 0  # the others keep the records in memory only
         self._rewrite()
         self.tb = _tensorboard_writer(workdir, purge_step=resume_step + 1)
 
@@ -343,12 +344,15 @@ class MetricsLog:
         return records
 
     def _rewrite(self):
+        if not self.writes:
+            return
         fileio.write_bytes(self.path, "".join(json.dumps(r) + "\n" for r in self.records).encode())
 
     def write(self, record: dict):
         self.records.append(record)
-        with self.path.open("a") as f:
-            f.write(json.dumps(record) + "\n")
+        if self.writes:
+            with self.path.open("a") as f:
+                f.write(json.dumps(record) + "\n")
         if self.tb is not None:
             for key, value in record.items():
                 if key != "step" and isinstance(value, (int, float)):
@@ -438,7 +442,7 @@ def _prepare_workdir(workdir: str) -> Path:
     path = Path(workdir)
     try:
         path.mkdir(parents=True, exist_ok=True)
-        probe = path / ".write_test"
+        probe = path / f".write_test.{jax.process_index()}"  # one name per process: they may share the workdir
         probe.write_text("")
         probe.unlink()
     except OSError as err:
@@ -450,17 +454,20 @@ def train(config, workdir: str | os.PathLike, *, energy=None, data=None) -> tupl
     """The training loop; returns the final state, the parts and run info (``energy``, ``data``: see ``build_parts``)."""
     workdir = _prepare_workdir(str(workdir))
     parts = build_parts(config, energy=energy, data=data)
-    fileio.write_json(workdir / "config.json", json.loads(config.to_json_best_effort()))
+    if jax.process_index() == 0:
+        fileio.write_json(workdir / "config.json", json.loads(config.to_json_best_effort()))
     state = create_train_state(config, parts)
     ckpt_dir = checkpoint.checkpoint_dir(workdir)
-    restored, restored_step = checkpoint.restore_latest(ckpt_dir, state)
+    state_sh = _state_shardings(config, parts, state)
+    restored, restored_step = checkpoint.restore_latest(ckpt_dir, state, shardings=state_sh,
+                                                        num_processes=jax.process_count())
     if restored is not None:
         state = restored
         logging.info("Resumed from checkpoint at step %d in %s", restored_step, ckpt_dir)
     start = int(state.step)
     total = parts.total_steps
 
-    step_fn, batch_fn, state = _compile_step(config, parts, state)
+    step_fn, batch_fn, state = _compile_step(config, parts, state, state_sh)
     log = MetricsLog(workdir, start)
     tc = config.training
     rollbacks = 0
@@ -484,7 +491,8 @@ def train(config, workdir: str | os.PathLike, *, energy=None, data=None) -> tupl
                     kept = f" The last good checkpoint (step {last_saved}) is intact in {ckpt_dir}." if last_saved is not None else ""
                     raise DivergenceError(problem + kept, step=step + 1)
                 rollbacks += 1
-                state = _rollback(ckpt_dir, create_train_state(config, parts), config.guard.lr_factor, rollbacks)
+                state = _rollback(ckpt_dir, create_train_state(config, parts), config.guard.lr_factor, rollbacks,
+                                  state_sh)
                 step = int(state.step)
                 logging.warning("%s Rolled back to step %d (rollback %d/%d) with a new seed and learning rate %.3g.",
                                 problem, step, rollbacks, config.guard.max_rollbacks,
@@ -505,7 +513,9 @@ def train(config, workdir: str | os.PathLike, *, energy=None, data=None) -> tupl
                 checkpoint.save(ckpt_dir, step, state, tc.keep_checkpoints)
                 last_saved = step
             if tc.sample_every and step % tc.sample_every == 0 and jax.process_index() == 0:
-                log.snapshot(*evaluation.write_training_snapshot(config, parts, state.eval_params, workdir, step), step)
+                # Host copies of the replicated parameters: process 0 samples alone, on its own device.
+                params = sharding.host_local(state.eval_params)
+                log.snapshot(*evaluation.write_training_snapshot(config, parts, params, workdir, step), step)
     finally:
         if bar is not None:
             bar.close()
@@ -522,16 +532,32 @@ def train(config, workdir: str | os.PathLike, *, energy=None, data=None) -> tupl
     return state, parts, info
 
 
-def _compile_step(config, parts: Parts, state: TrainState):
-    """The jitted step and batch functions, sharded over devices if the config asks."""
+def _state_shardings(config, parts: Parts, state: TrainState):
+    """The state's shardings over all devices of all processes, or ``None`` unless ``sharding.enabled``.
+
+    Raises:
+      ValueError: a sharded size (batch, chains, bank) does not divide by the device count, or
+        several processes run without ``sharding.enabled``.
+    """
     if not config.sharding.enabled:
-        return (jax.jit(make_train_step(config, parts), donate_argnums=(0,)), jax.jit(parts.data.batch), state)
+        if jax.process_count() > 1:
+            raise ValueError(f"{jax.process_count()} processes train one model only with sharding.enabled=True "
+                             "(the CLI sets it when distributed); it is False")
+        return None
     mesh = sharding.make_mesh()
     sizes = {"training.batch_size": config.training.batch_size, "sampler.num_chains": parts.num_chains}
     if state.bank is not None:
         sizes["chain_init.bank_size"] = config.chain_init.bank_size
     sharding.check_divisible(mesh, **sizes)
-    state_sh, batch_sh = sharding.state_shardings(state, mesh), sharding.batch_sharded(mesh)
+    return sharding.state_shardings(state, mesh)
+
+
+def _compile_step(config, parts: Parts, state: TrainState, state_sh=None):
+    """The jitted step and batch functions, sharded as ``state_sh`` (from ``_state_shardings``) says, and the state placed so."""
+    if state_sh is None:
+        return (jax.jit(make_train_step(config, parts), donate_argnums=(0,)), jax.jit(parts.data.batch), state)
+    mesh = state_sh.step.mesh
+    batch_sh = sharding.batch_sharded(mesh)
     step_fn = jax.jit(
         make_train_step(config, parts, chain_sharding=batch_sh),
         in_shardings=(state_sh, batch_sh),
@@ -543,13 +569,15 @@ def _compile_step(config, parts: Parts, state: TrainState):
     return step_fn, batch_fn, jax.device_put(state, state_sh)
 
 
-def _rollback(ckpt_dir: Path, template: TrainState, lr_factor: float, count: int) -> TrainState:
-    state, _ = checkpoint.restore_latest(ckpt_dir, template)
+def _rollback(ckpt_dir: Path, template: TrainState, lr_factor: float, count: int, state_sh=None) -> TrainState:
+    """The newest checkpoint with the learning rate times ``lr_factor`` and a new seed, placed as ``state_sh``."""
+    state, _ = checkpoint.restore_latest(ckpt_dir, template, shardings=state_sh, num_processes=jax.process_count())
     inject, schedule = state.opt_state
     hyper = dict(inject.hyperparams)
     hyper["learning_rate"] = hyper["learning_rate"] * lr_factor
     opt_state = (inject._replace(hyperparams=hyper), schedule)
-    return state.replace(opt_state=opt_state, rng=jax.random.fold_in(state.rng, 7919 + count))
+    state = state.replace(opt_state=opt_state, rng=jax.random.fold_in(state.rng, 7919 + count))
+    return state if state_sh is None else jax.device_put(state, state_sh)
 
 
 def _progress(total: int, start: int, enabled: bool, every_s: float = 30.0):
@@ -637,14 +665,16 @@ def train_and_evaluate(config: config_dict.ConfigDict, workdir: str | os.PathLik
     except DivergenceError as e:
         # The curves in metrics.jsonl are kept and drawn; summary.json says what stopped the run.
         workdir = Path(workdir)
-        records = MetricsLog.read(workdir / "metrics.jsonl", e.step or 0)
-        if records:
-            evaluation.plots.plot_training_curves(workdir / "training_curves.png", records)
-        fileio.write_json(workdir / "summary.json", {
-            "status": "diverged", "step": e.step, "reason": str(e), "wall_time_s": time.time() - t0})
+        if jax.process_index() == 0:
+            records = MetricsLog.read(workdir / "metrics.jsonl", e.step or 0)
+            if records:
+                evaluation.plots.plot_training_curves(workdir / "training_curves.png", records)
+            fileio.write_json(workdir / "summary.json", {
+                "status": "diverged", "step": e.step, "reason": str(e), "wall_time_s": time.time() - t0})
         raise
     workdir = Path(workdir)
-    summary = evaluation.evaluate_and_write(config, parts, state.eval_params, workdir, info["records"])
+    summary = _evaluate_on_every_process(config, parts, sharding.host_local(state.eval_params), workdir,
+                                         info["records"])
     summary.update({k: v for k, v in info.items() if k != "records"})
     summary["drift_noise"] = drift_noise_summary(info["records"], config.sampler.num_steps)
     summary["head"] = heads.head_values(state.eval_params)  # final β / γ, {} for heads without them
@@ -652,9 +682,31 @@ def train_and_evaluate(config: config_dict.ConfigDict, workdir: str | os.PathLik
     summary["data"] = parts.data.description
     summary["energy"] = describe_energy(config, energy)
     summary["status"] = "ok"
-    fileio.write_json(workdir / "summary.json", summary)
-    write_tensorboard_summary(config, workdir, summary, int(state.step))
+    if jax.process_index() == 0:
+        fileio.write_json(workdir / "summary.json", summary)
+        write_tensorboard_summary(config, workdir, summary, int(state.step))
     return summary
+
+
+def _evaluate_on_every_process(config, parts: Parts, params, workdir: Path, records) -> dict:
+    """``evaluation.evaluate_and_write`` into ``workdir`` on process 0, into a scratch directory (then removed) on the others.
+
+    ``params`` are host arrays, so each process evaluates alone on its own
+    devices, with the same keys: the same numbers everywhere, and one copy of
+    each file. The other processes evaluate too rather than exit early, so that
+    every process reaches JAX's shutdown barrier together, however long the
+    evaluation takes.
+    """
+    if jax.process_index() == 0:
+        return evaluation.evaluate_and_write(config, parts, params, workdir, records)
+    import shutil
+    import tempfile
+
+    scratch = Path(tempfile.mkdtemp(prefix=f"jebm_eval_process{jax.process_index()}_"))
+    try:
+        return evaluation.evaluate_and_write(config, parts, params, scratch, records)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def describe_energy(config, energy=None) -> str:
