@@ -166,7 +166,9 @@ LOST = {1: r"process 0 of 2 lost contact with another process of this run \(.*\)
            r"distributed service detected fatal errors"}
 
 
-@pytest.mark.parametrize("victim", [1, 0])
+# Killing process 0 (the coordinator) passed too at commit ab2712f (30 s more); it is left out of the suite
+# for CI's time budget: add 0 to this list to run it.
+@pytest.mark.parametrize("victim", [1])
 def test_killed_process_stops_the_other_and_a_rerun_resumes(pcd_runs, tmp_path, victim):
     full, _ = pcd_runs
     survivor = 1 - victim
