@@ -284,7 +284,8 @@ def write_figure(rows, path: Path) -> None:
         ax.legend(fontsize=7)
     for ax, g in zip(axes[0, 1:], groups):
         rs = [r for r in rows if r["group"] == g]
-        names = list(dict.fromkeys(r["variant"] for r in rs))
+        ran = {r["variant"] for r in rs}
+        names = [v for v in GROUPS[g] if v in ran]  # the group's own order (η ascending, batch ascending, ...)
         for i, n in enumerate(names):
             for r in (r for r in rs if r["variant"] == n):
                 if r["diverged"] or r["fid"] is None:
@@ -293,7 +294,7 @@ def write_figure(rows, path: Path) -> None:
                     ax.plot(i, r["fid"], "o", color="C0")
                     ax.plot(i, r["class_entropy"] * 100, "s", color="C1")
         ax.set_xticks(range(len(names)), names, rotation=60, ha="right", fontsize=7)
-        ax.set(title=f"{g}: FID (o), class entropy ×100 (s), diverged (x)")
+        ax.set_title(f"{g}: FID (o), entropy ×100 (s), diverged (x)", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
