@@ -229,14 +229,16 @@ def verdicts(rows) -> list[tuple[str, str, str]]:
         t, others = fid.get("lenet_tanh"), [fid.get("lenet_leaky_relu"), fid.get("lenet_swish")]
         others = [o for o in others if o is not None]
         ok = t is not None and others and all(t > o for o in others)
+        diverged = sorted({r["variant"] for r in arch if r["diverged"]})
+        gone = f"; diverged (left out): {', '.join(diverged)}" if diverged else ""
         out.append(("4a. LeNet: tanh worse than LeakyReLU / Swish", "holds" if ok else ("unclear" if t is None or not others else "does not hold"),
                     "FID " + ", ".join(f"{k} {_fmt(v, '.1f')}" for k, v in fid.items() if k.startswith("lenet")
-                                       and v is not None)))
+                                       and v is not None) + gone))
         lenet = [v for k, v in fid.items() if k.startswith("lenet") and v is not None]
         cnn = [v for k, v in fid.items() if k.startswith("custom") and v is not None]
         if lenet and cnn:
             out.append(("4b. custom CNN slightly better than LeNet", "holds" if min(cnn) < min(lenet) else "does not hold",
-                        f"best FID: custom CNN {min(cnn):.1f}, LeNet {min(lenet):.1f}"))
+                        f"best FID: custom CNN {min(cnn):.1f}, LeNet {min(lenet):.1f}" + gone))
     else:
         out.append(("4. architectures and activations", "not run", "no `architecture` run"))
 
