@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from jebm import config_validation
+from jebm.energies import networks
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "experiments"))
@@ -30,13 +31,18 @@ def _set(config, field, value):
     setattr(node, leaf, parsed)
 
 
-@pytest.mark.parametrize("group,variant", [(g, v) for g, vs in abl.GROUPS.items() for v in vs])
-def test_every_variant_is_a_valid_config(group, variant):
+def _config_of(group, variant):
+    """The recipe with the variant's overrides applied as the CLI would apply them."""
     config = _common.load_config(abl.CONFIG)
     for override in abl.GROUPS[group][variant][1]:
         field, _, value = override.partition("=")
         _set(config, field, value)
-    config_validation.validate(config)
+    return config
+
+
+@pytest.mark.parametrize("group,variant", [(g, v) for g, vs in abl.GROUPS.items() for v in vs])
+def test_every_variant_is_a_valid_config(group, variant):
+    config_validation.validate(_config_of(group, variant))
 
 
 def _row(group, variant, seed=0, **kw):
@@ -77,13 +83,6 @@ def test_bad_selection_names_the_valid_values(capsys):
     assert "valid: ['architecture', 'batch_size', 'eta', 'head']" in capsys.readouterr().err
 
 
-def _config_of(group, variant):
-    config = _common.load_config(abl.CONFIG)
-    for override in abl.GROUPS[group][variant][1]:
-        field, _, value = override.partition("=")
-        _set(config, field, value)
-    return config
-
 
 def test_variants_that_share_the_recipes_run_are_exactly_the_recipe():
     """A variant read from the recipe's run must change nothing; every variant that does change it runs on its own."""
@@ -94,7 +93,6 @@ def test_variants_that_share_the_recipes_run_are_exactly_the_recipe():
             net, act = variant.rsplit("_", 1)[0], variant.rsplit("_", 1)[1]
             assert (config.energy.name, config.energy.activation) == (net, act)
             config.energy.activation = _common.load_config(abl.CONFIG).energy.activation
-            from jebm.energies import networks
             assert networks.CustomCNN.activation == act
         assert config.to_json_best_effort() == recipe, (group, variant)
     others = [(g, v) for g, vs in abl.GROUPS.items() for v in vs
