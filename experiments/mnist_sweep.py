@@ -34,11 +34,15 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common  # noqa: E402
 
+# The rows before the sampler rows were run when `:cpu` was today's `:cpu_shortrun` (renamed at 209d80a,
+# unchanged): they build on it. The sampler rows build on today's `:cpu` recipe (bounds + PCD bank).
+SHORTRUN = "configs/mnist_sgld.py:cpu_shortrun"
 CONFIG = "configs/mnist_sgld.py:cpu"
+SGHMC_CONFIG = "configs/mnist_sghmc.py:cpu"
 BOUNDS = "sampler.bounds=(-1.0,1.0)"
 EMA = "training.ema_decay=0.999"
 PCD = ["chain_init.persistent=True", "chain_init.bank_size=10000", "chain_init.reinit_fraction=0.05"]
-# name: (what it tests, overrides on top of CONFIG)
+# name: (what it tests, overrides on top of the row's config: SHORTRUN unless a third entry names another)
 VARIANTS = {
     "cpu": ("the :cpu preset as it was (quadratic head, SGLD η = 2e-4, L = 40)", []),
     "bounds": ("+ chains projected into the data range [−1, 1]", [BOUNDS]),
@@ -48,10 +52,6 @@ VARIANTS = {
     "pcd_long": ("pcd_reinit trained twice as long (3,000 steps), scored after 1,000 sampler steps",
                  [BOUNDS, *PCD, "training.max_steps=3000", "eval.sampler_steps=1000"]),
     "pcd_reinit_l2": ("pcd_reinit + energy penalty 0.1", [BOUNDS, *PCD, "loss.l2_energy=0.1"]),
-    "baoab": ("+ bounds, SGHMC with the BAOAB integrator (η = 0.02, C = 20: the same Langevin time ηL/C)",
-              [BOUNDS, "sampler.name=sghmc", "sampler.integrator=baoab", "sampler.step_size=0.02",
-               "sampler.friction=20.0", "sampler.mass=1.0"]),
-    "mala": ("+ MALA restricted to [−1, 1] (exact for the box)", [BOUNDS, "sampler.name=mala"]),
     "cold": ("+ bounds, temperature T = 0.5 (less noise per step)", [BOUNDS, "sampler.temperature=0.5"]),
     # JEM's sampler (Grathwohl et al. 2020, data in [-1, 1]): x ← x − 1·∇E + 0.01·w, i.e. η = 1 and
     # T = σ²/(2η) = 5e-5 in jebm's (η, T); the model then needs no huge energies to beat the noise.
@@ -59,11 +59,24 @@ VARIANTS = {
             [BOUNDS, "sampler.step_size=1.0", "sampler.temperature=5e-5"]),
     "jem_l2": ("jem + energy penalty 0.1", [BOUNDS, "sampler.step_size=1.0", "sampler.temperature=5e-5",
                                             "loss.l2_energy=0.1"]),
+    # Samplers on today's :cpu recipe (SGLD η = 2e-4, L = 40, bounds [−1, 1], PCD bank with 5% re-initialisation,
+    # scored after 1,000 steps). SGHMC: configs/mnist_sghmc.py:cpu keeps the SGLD recipe's Langevin step
+    # η/C = 2e-4 with a momentum memory m/(ηC) of 10 steps (η = 4.47e-3, C = 22.4, m = 1).
+    **{f"sghmc_{i}": (f":cpu with SGHMC, {i.replace('_', ' ')} integrator (η = 4.47e-3, C = 22.4, m = 1)",
+                      [f"sampler.integrator={i}"], SGHMC_CONFIG)
+       for i in ("symplectic_euler", "explicit_euler", "baoab")},
+    "mala": (":cpu with MALA (η = 2e-4, proposals outside [−1, 1] rejected: exact for the box)",
+             ["sampler.name=mala"], CONFIG),
+    "beta_head": (":cpu with the learnable-β head E = f + (β/2)f²", ["energy.head=beta"], CONFIG),
 }
 
 
+def config_of(name: str) -> str:
+    return VARIANTS[name][2] if len(VARIANTS[name]) > 2 else SHORTRUN
+
+
 def command_for(name: str, workdir: Path, extra) -> list[str]:
-    return [sys.executable, "-m", "jebm.main", f"--config={CONFIG}", f"--workdir={workdir}",
+    return [sys.executable, "-m", "jebm.main", f"--config={config_of(name)}", f"--workdir={workdir}",
             "--config.training.progress=False", *(f"--config.{o}" for o in [*VARIANTS[name][1], *extra])]
 
 
@@ -125,8 +138,11 @@ def write_results(rows, args) -> Path:
     lines = [
         "# MNIST `:cpu` recipe search",
         "",
-        f"Every row is `{CONFIG}` plus the row's overrides"
-        + (f" and `{' '.join(args.override)}`" if args.override else "") + ", one seed (0).",
+        "Every row is its base config plus the row's overrides"
+        + (f" and `{' '.join(args.override)}`" if args.override else "") + ", one seed (0) "
+        f"(its command below). The rows up to `jem_l2` build on `{SHORTRUN}` (named `:cpu` when they ran; "
+        f"renamed, unchanged, when `:cpu` became the `pcd_reinit` recipe); the sampler and head rows build on "
+        f"today's `{CONFIG}` (`{SGHMC_CONFIG}` for SGHMC).",
         "Short run: FID / KID / class entropy (max 2.303) of the fresh-chain samples against 1,000 held-out digits "
         "(jebm.evaluation.quality, classifier features); `out` = share of pixel values outside [−1, 1] before clipping. "
         "Long run: the same scores after `eval.long_run_steps` steps of `eval.long_run_samples` fresh chains; "
@@ -147,7 +163,7 @@ def write_results(rows, args) -> Path:
     lines += [_common.environment(), ""]
     md = out / f"{args.name}.md"
     md.write_text("\n".join(lines))
-    _common.write_json(out / f"{args.name}.json", {"config": CONFIG, "overrides": args.override, "rows": rows,
+    _common.write_json(out / f"{args.name}.json", {"config": {v: config_of(v) for v in VARIANTS}, "overrides": args.override, "rows": rows,
                                                    "environment": _common.environment()})
     return md
 
@@ -161,21 +177,29 @@ def main(argv=None) -> int:
     parser.add_argument("--override", action="append", default=[], metavar="FIELD=VALUE",
                         help="added to every variant as --config.FIELD=VALUE")
     parser.add_argument("--reuse", action="store_true", help="read variants that already have a summary.json")
+    parser.add_argument("--merge", action="store_true",
+                        help="keep the rows of the existing <out-dir>/<name>.json that this run does not redo")
     parser.add_argument("--list", action="store_true", help="print the variants and exit")
     args = parser.parse_args(argv)
     if args.list:
-        for name, (label, overrides) in VARIANTS.items():
-            print(f"{name:14s} {label}\n{'':14s} {' '.join(overrides)}")
+        for name, (label, overrides, *_) in VARIANTS.items():
+            print(f"{name:14s} {label}\n{'':14s} {config_of(name)} {' '.join(overrides)}")
         return 0
     names = [v for v in args.variants.split(",") if v]
     unknown = sorted(set(names) - set(VARIANTS))
     if unknown:
         parser.error(f"--variants: unknown {unknown}; valid: {sorted(VARIANTS)}")
     Path(args.out_dir).mkdir(parents=True, exist_ok=True)
+    kept = {}
+    existing = Path(args.out_dir) / f"{args.name}.json"
+    if args.merge and existing.exists():
+        kept = {r["variant"]: r for r in json.loads(existing.read_text())["rows"] if r["variant"] not in names}
+    order = list(VARIANTS)
     rows = []
     for name in names:
         rows.append(run_variant(name, args))
-        md = write_results(rows, args)
+        rows_out = sorted([*kept.values(), *rows], key=lambda r: order.index(r["variant"]) if r["variant"] in order else len(order))
+        md = write_results(rows_out, args)
     print(f"wrote {md}")
     return 0
 

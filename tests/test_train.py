@@ -80,6 +80,24 @@ def test_learnable_beta_and_gamma_are_logged_and_reported(tmp_path):
     assert b"train/beta" in events and b"train/gamma" in events
 
 
+def test_mala_logs_its_acceptance_rate(tmp_path):
+    """MALA's training records carry the chains' mean MH acceptance probability: near 1 for a
+    tiny step, near 0 for steps that leave the box [−2, 2]² (noise sd √(2η) = 14); samplers
+    without an MH test log none."""
+    def rates(name, step_size, workdir):
+        config = load_config("gmm_sgld", "smoke,nopcd")
+        config.sampler.name = name
+        config.sampler.step_size = step_size
+        config.sampler.bounds = (-2.0, 2.0)
+        _, _, info = train.train(config, workdir)
+        return [r.get("acceptance_rate") for r in info["records"] if "loss" in r]
+
+    small, large = rates("mala", 1e-5, tmp_path / "small"), rates("mala", 100.0, tmp_path / "large")
+    assert small and all(a is not None and 0.9 < a <= 1.0 for a in small)
+    assert large and all(a is not None and 0.0 <= a < 0.05 for a in large)
+    assert all(a is None for a in rates("sgld", 1e-2, tmp_path / "sgld"))
+
+
 @pytest.mark.parametrize("field,value,message", [
     ("beta_learnable", False, r"energy.beta_learnable=False needs energy.beta_init"),
     ("beta_init", 1.0, r"energy.beta_learnable / energy.beta_init apply to energy.head in \['beta', 'beta_gamma'\]"),

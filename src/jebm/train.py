@@ -275,6 +275,8 @@ def make_train_step(config, parts: Parts, chain_sharding=None):
             "max_abs_energy": jnp.maximum(jnp.max(jnp.abs(e_pos)), jnp.max(jnp.abs(e_neg))),
             "chains_finite": jnp.all(jnp.isfinite(x_neg)),
         }
+        if hasattr(summary.mean, "acceptance_rate"):  # MALA: mean MH acceptance probability over the L steps
+            metrics["acceptance_rate"] = jnp.mean(summary.mean.acceptance_rate)
         head = params["params"].get("energy_head", {})
         metrics.update({name: head[name] for name in ("beta", "gamma") if name in head})  # learnable head scalars
         new_state = state.replace(step=state.step + 1, params=params, opt_state=opt_state, bank=bank,
