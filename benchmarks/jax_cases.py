@@ -260,9 +260,13 @@ def grad_descent_chain(setup: CnnSetup, n_steps: int) -> Prepared:
     """``x ← x − η ∇ₓE(x)`` in ``lax.scan``: SGLD without noise or diagnostics.
 
     Splits a sampler step's cost: the gradient as it runs inside a scan,
-    versus everything the sampler adds (noise, update, grad norms).
+    versus everything the sampler adds (noise, update, grad norms). With
+    ``setup.chunk_size`` the gradient runs in the sampler's groups of chains.
     """
     grad_x = grad_x_fn(setup.model)
+    if setup.chunk_size:
+        grad_x = lambda params, x: samplers.energy_and_grad(  # noqa: E731
+            samplers.chunked(energy_fn(setup.model, params), setup.chunk_size), x)[1]
 
     def chain(params, x):
         def body(y, _):

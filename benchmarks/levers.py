@@ -189,9 +189,14 @@ def unroll_levers(batch: int, n_steps: int, repeats: int, conv_impl: str, unroll
                    {str(u): jc.jebm_chain(setup, "sgld", n_steps, unroll=u) for u in unrolls}, repeats)
 
 
-def noise_levers(batch: int, n_steps: int, repeats: int, conv_impl: str) -> list[dict]:
-    """The noise draw: its PRNG, its cost alone, and the chain without it."""
-    setup = _cnn(batch, conv_impl)
+def noise_levers(batch: int, n_steps: int, repeats: int, conv_impl: str,
+                 chunk_size: Optional[int] = None) -> list[dict]:
+    """The noise draw: its PRNG, its cost alone, and the chain without it.
+
+    ``chunk_size`` groups the chains' gradient as in the benchmark's jebm and
+    bare-gradient rows, so the split adds up to those rows.
+    """
+    setup = jc.cnn_setup(batch, conv_impl, chunk_size=chunk_size)
     case = f"cnn_sgld_b{batch}"
     out = compare("noise PRNG", case, "jebm SGLD chain", "threefry", {
         "threefry": jc.jebm_chain(setup, "sgld", n_steps),
@@ -228,6 +233,14 @@ def toy_unroll_levers(toy: jc.ToySetup, repeats: int, unrolls=(1, 2, 4, 8)) -> l
                    {str(u): jc.toy_iteration(toy, unroll=u) for u in unrolls}, repeats)
 
 
+def _chunk_for(batch: int) -> Optional[int]:
+    """The benchmark rows' chunk size for ``batch`` chains (None where it would not split them)."""
+    from benchmarks import run
+
+    chunk = run.default_chunk_size(jax.default_backend())
+    return chunk if chunk and batch > chunk else None
+
+
 def run_levers(preset, conv_impl: str, log: Callable[[str], None] = print) -> list[dict]:
     """Every lever group of ``preset``; a group that fails is logged and skipped."""
     batch = preset.sgld_batches[0]
@@ -242,7 +255,8 @@ def run_levers(preset, conv_impl: str, log: Callable[[str], None] = print) -> li
         ("layout", lambda: layout_levers(batch, n_steps, repeats)),
         ("driver", lambda: driver_levers(batch, n_steps, repeats, ("xla", "im2col"))),
         ("unroll", lambda: unroll_levers(batch, n_steps, repeats, conv_impl)),
-        ("noise", lambda: noise_levers(batch, n_steps, repeats, conv_impl)),
+        ("noise", lambda: [e for b in preset.lever_batches for e in noise_levers(
+            b, preset.steps_per_call[b], repeats, conv_impl, chunk_size=_chunk_for(b))]),
         ("donation", lambda: donation_levers(batch, n_steps, repeats, conv_impl, toy)),
         ("toy unroll", lambda: toy_unroll_levers(toy, repeats)),
     ]

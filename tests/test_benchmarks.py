@@ -36,3 +36,66 @@ def test_smoke_run_writes_records_with_the_documented_schema(tmp_path):
 def test_unknown_impl_is_rejected_with_the_valid_names():
     with pytest.raises(ValueError, match="valid: \\['jebm'"):
         run.run_benchmark(run.PRESETS["smoke"], impls=("jax",))
+
+
+def _record(case, impl, ms, sampler="sgld", batch=64, pct=None):
+    return {"case": case, "impl": impl, "ms_median": ms, "sampler": sampler, "batch": batch,
+            "pct_of_matmul_peak": pct}
+
+
+def test_targets_hold_every_cnn_case_to_both_goals_and_report_the_peak_share():
+    records = [
+        _record("cnn_sgld_b256", "jebm", 10.0, batch=256, pct=30.0),
+        _record("cnn_sgld_b256", "torch_channels_last", 9.0, batch=256),
+        _record("cnn_sgld_b256", "bare_grad", 9.6, batch=256),
+        _record("cnn_sghmc_b1024", "jebm", 40.0, sampler="sghmc", batch=1024, pct=35.0),
+        _record("cnn_sghmc_b1024", "torch_channels_last", 44.0, sampler="sghmc", batch=1024),
+        _record("cnn_sghmc_b1024", "bare_grad", 39.0, sampler="sghmc", batch=1024),
+    ]
+    by_name = {t["target"]: t for t in run.targets(records, memory=[])}
+    assert by_name["cnn_sgld_b256: jebm no slower than torch channels_last"]["value"] == pytest.approx(0.9)
+    assert by_name["cnn_sgld_b256: jebm no slower than torch channels_last"]["met"] is False
+    assert by_name["cnn_sgld_b256: sampler overhead over bare ∇ₓE"]["value"] == pytest.approx(10 / 9.6 - 1)
+    assert by_name["cnn_sgld_b256: sampler overhead over bare ∇ₓE"]["met"] is True
+    assert by_name["cnn_sghmc_b1024: jebm no slower than torch channels_last"]["met"] is True
+    assert by_name["cnn_sghmc_b1024: sampler overhead over bare ∇ₓE"]["met"] is True
+    assert by_name["cnn_sghmc_b1024: jebm's share of the matmul peak (%)"]["value"] == 35.0
+    assert by_name["cnn_sghmc_b1024: jebm's share of the matmul peak (%)"]["met"] is None
+    assert len(by_name) == 6
+
+
+def test_quick_and_full_presets_cover_batch_256_for_both_samplers():
+    for name in ("quick", "full"):
+        preset = run.PRESETS[name]
+        assert 256 in preset.sgld_batches and 256 in preset.sghmc_batches
+        assert set(preset.sgld_batches) | set(preset.sghmc_batches) <= set(preset.steps_per_call)
+    assert run.PRESETS["full"].sghmc_batches == (64, 256, 1024)
+
+
+def test_median_of_runs_takes_each_runs_own_ratio_and_rejudges_the_median(tmp_path):
+    from benchmarks import median_of_runs
+
+    def fake(values, load):
+        return {"preset": "full", "started": "t", "load_average_start": load, "load_average_end": load,
+                "machine": {"cpu_model": "cpu"},
+                "targets": [{"target": "a: jebm no slower than torch channels_last", "value": v, "goal": ">= 1",
+                             "met": v >= 1} for v in values[:1]]
+                + [{"target": "a: share of peak", "value": values[1], "goal": "reported", "met": None}],
+                "ratios": [{"case": "a", "compare": "torch_channels_last / jebm", "median": values[0]}]}
+
+    dirs = []
+    for i, (vals, load) in enumerate((([0.9, 30.0], [1.5]), ([1.1, 31.0], [0.1]), ([1.05, 29.0], [0.2]))):
+        d = tmp_path / f"r{i}"
+        d.mkdir()
+        (d / "results.json").write_text(json.dumps(fake(vals, load)))
+        dirs.append(d)
+    combined = {e["name"]: e for e in median_of_runs.combine(median_of_runs.load(dirs))}
+    target = combined["a: jebm no slower than torch channels_last"]
+    assert target["values"] == [0.9, 1.1, 1.05] and target["median"] == 1.05 and target["met"] is True
+    assert combined["a: share of peak"]["median"] == 30.0 and combined["a: share of peak"]["met"] is None
+    ratios = median_of_runs.combine(median_of_runs.load(dirs), "ratios")
+    assert ratios[0]["name"] == "a: torch_channels_last / jebm" and ratios[0]["median"] == 1.05
+    text = median_of_runs.markdown(dirs, median_of_runs.load(dirs))
+    assert "| a: jebm no slower than torch channels_last | 0.900 | 1.100 | 1.050 | 1.050 | >= 1 | yes |" in text
+    with pytest.raises(FileNotFoundError, match="no results.json"):
+        median_of_runs.load([tmp_path / "missing"])
