@@ -126,7 +126,12 @@ def distributed_options(f) -> dict | None:
     if f.mode != "train":
         raise app.UsageError(f"--mode={f.mode} runs in one process; --coordinator_address, --num_processes and "
                              "--process_id apply to --mode=train only")
-    return dict(given, initialization_timeout=f.initialization_timeout, heartbeat_timeout_seconds=f.heartbeat_timeout)
+    return dict(given, **_timeouts(f))
+
+
+def _timeouts(f) -> dict:
+    """``jax.distributed.initialize``'s timeout arguments from the two timeout flags."""
+    return dict(initialization_timeout=f.initialization_timeout, heartbeat_timeout_seconds=f.heartbeat_timeout)
 
 
 def wait_for_coordinator(address: str, timeout: float) -> float:
@@ -268,9 +273,7 @@ def main(argv):
         config.sharding.enabled = True
     config_validation.validate(config)
     if config.sharding.distributed:
-        f = flags.FLAGS
-        initialize_distributed(distributed or dict(initialization_timeout=f.initialization_timeout,
-                                                   heartbeat_timeout_seconds=f.heartbeat_timeout))
+        initialize_distributed(distributed or _timeouts(flags.FLAGS))
     logging.info("Config:\n%s", config)
     if jax.process_count() > 1:
         summary = run_or_exit(lambda: train.train_and_evaluate(config, flags.FLAGS.workdir), flags.FLAGS.workdir)
