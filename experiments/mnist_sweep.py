@@ -67,6 +67,12 @@ VARIANTS = {
        for i in ("symplectic_euler", "explicit_euler", "baoab")},
     "mala": (":cpu with MALA (η = 2e-4, proposals outside [−1, 1] rejected: exact for the box)",
              ["sampler.name=mala"], CONFIG),
+    # Bounded MALA rejects every proposal that leaves the box, and digits sit on its faces (background at −1):
+    # without bounds MALA is exact for the unrestricted model, at η = 2e-4 and at a tenth of it.
+    "mala_unbounded": (":cpu with MALA, no bounds (η = 2e-4; exact for the model on all of R^d)",
+                       ["sampler.name=mala", "sampler.bounds=None"], CONFIG),
+    "mala_unbounded_eta2e-5": (":cpu with MALA, no bounds, η = 2e-5",
+                               ["sampler.name=mala", "sampler.bounds=None", "sampler.step_size=2e-5"], CONFIG),
     "beta_head": (":cpu with the learnable-β head E = f + (β/2)f²", ["energy.head=beta"], CONFIG),
 }
 

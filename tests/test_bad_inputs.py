@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from conftest import ROOT, load_config
-from jebm import checkpoint, config_validation, train
+from jebm import checkpoint, config_lib, config_validation, train
 from jebm.data import mnist
 from jebm.data import toy
 
@@ -304,3 +304,22 @@ def test_every_validated_field_rejects_bad_values(kind, field, bounds):
         with pytest.raises(config_validation.ConfigError) as err:
             config_validation.validate(config)
         assert f"{field}={bad!r}" in str(err.value), (field, bad, str(err.value))
+
+
+def test_a_preset_field_can_be_set_back_to_none_from_the_command_line():
+    # `--config.sampler.bounds=None` reaches the tuple field as (None,); the :cpu preset's
+    # bounds must still be removable. A bad step size makes the run stop at validation,
+    # whose message must then be about the step size alone.
+    config = load_config("mnist_sgld", "cpu")
+    config.lock()
+    config.sampler.bounds = (None,)
+    config.eval.long_run_curve = (None,)  # not None in base_config: left for validation to reject
+    assert config_lib.none_from_command_line(config) == ["sampler.bounds"]
+    assert config.sampler.bounds is None and config.eval.long_run_curve == (None,)
+    env = dict(os.environ, JEBM_COMPILATION_CACHE="")
+    proc = subprocess.run([sys.executable, "-m", "jebm.main", "--config=configs/mnist_sgld.py:cpu,smoke",
+                           "--config.sampler.bounds=None", "--config.sampler.step_size=-1",
+                           "--workdir=/nonexistent/never_written"], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode != 0
+    assert "sampler.step_size=-1.0" in proc.stderr and "sampler.bounds" not in proc.stderr, proc.stderr[-2000:]

@@ -156,6 +156,36 @@ def base_config() -> config_dict.ConfigDict:
     return c
 
 
+def none_from_command_line(config: config_dict.ConfigDict) -> list[str]:
+    """Turns ``(None,)`` back into ``None`` in tuple fields that may be None; returns their names.
+
+    ``--config.sampler.bounds=None`` on the command line reaches a tuple-typed
+    field as the one-element tuple ``(None,)`` (ml_collections parses the value
+    as a tuple of the text's items), so without this a field that is set in a
+    preset, such as the MNIST ``:cpu`` preset's ``sampler.bounds``, could not be
+    switched off from the command line. Fields that do not accept None keep
+    ``(None,)``, which validation then rejects with its own message. A field
+    may be None when it is None in :func:`base_config` (fields a config adds
+    itself are left alone).
+    """
+    defaults = base_config()
+    changed = []
+
+    def visit(node: config_dict.ConfigDict, default, prefix: str) -> None:
+        for key in list(node.keys()):
+            value = node[key]
+            known = isinstance(default, config_dict.ConfigDict) and key in default
+            base = default[key] if known else "absent"
+            if isinstance(value, config_dict.ConfigDict):
+                visit(value, base, f"{prefix}{key}.")
+            elif value == (None,) and isinstance(value, tuple) and base is None:
+                node[key] = None
+                changed.append(f"{prefix}{key}")
+
+    visit(config, defaults, "")
+    return changed
+
+
 def config_from_json(path: Path) -> config_dict.ConfigDict:
     """A workdir's config.json laid over today's schema (``config_lib.base_config``).
 

@@ -248,7 +248,7 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     import jax
 
-    from jebm import config_validation, train
+    from jebm import config_lib, config_validation, train
 
     distributed = distributed_options(flags.FLAGS)
     import_user_modules(flags.FLAGS.imports)
@@ -267,6 +267,7 @@ def main(argv):
     config = flags.FLAGS.config
     if config is None:
         raise app.UsageError("--config is required with --mode=train")
+    config_lib.none_from_command_line(config)  # --config.FIELD=None on a tuple field
     if distributed is not None:  # the flags imply a distributed run
         config.sharding.distributed = True
     if config.sharding.distributed:  # several processes train one model by splitting it over all their devices
