@@ -302,7 +302,16 @@ def write_figure(rows, path: Path) -> None:
     plt.close(fig)
 
 
+def _order(row) -> tuple:
+    """Groups, then each group's variants, in GROUPS' order, then seeds: merged rows sit with their group."""
+    groups = list(GROUPS)
+    variants = list(GROUPS.get(row["group"], {}))
+    return (groups.index(row["group"]) if row["group"] in groups else len(groups),
+            variants.index(row["variant"]) if row["variant"] in variants else len(variants), row["seed"])
+
+
 def write_results(rows, args) -> Path:
+    rows = sorted(rows, key=_order)
     out = Path(args.out_dir)
     name = args.name
     lines = ["# The report's MNIST claims (Section 4.2) as ablations at the `:cpu` scale", "",
