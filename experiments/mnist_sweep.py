@@ -81,6 +81,11 @@ VARIANTS = {
                     ["training.max_steps=3000", "optimizer.schedule=cosine", "optimizer.final_lr_fraction=0.0"],
                     CONFIG),
     "data_noise": (":cpu with data noise: x⁺ + 0.03·N(0, I)", ["dataset.noise_std=0.03"], CONFIG),
+    # The :cpu recipe diverged on seed 1 (|E| > 1e8 at step 128, energies running away in the first steps):
+    # two stabilisers against it, each on seeds 0 and 1.
+    "warmup": (":cpu with a linear learning-rate warm-up over the first 200 steps", ["optimizer.warmup_steps=200"],
+               CONFIG),
+    "energy_l2": (":cpu with the energy penalty 0.1·(mean E(x⁺)² + mean E(x⁻)²)", ["loss.l2_energy=0.1"], CONFIG),
 }
 
 
@@ -88,14 +93,15 @@ def config_of(name: str) -> str:
     return VARIANTS[name][2] if len(VARIANTS[name]) > 2 else SHORTRUN
 
 
-def command_for(name: str, workdir: Path, extra) -> list[str]:
+def command_for(name: str, workdir: Path, extra, seed: int = 0) -> list[str]:
+    seeded = [f"seed={seed}"] if seed else []  # seed 0 is the configs' own: its commands stay as they ran
     return [sys.executable, "-m", "jebm.main", f"--config={config_of(name)}", f"--workdir={workdir}",
-            "--config.training.progress=False", *(f"--config.{o}" for o in [*VARIANTS[name][1], *extra])]
+            "--config.training.progress=False", *(f"--config.{o}" for o in [*seeded, *VARIANTS[name][1], *extra])]
 
 
-def run_variant(name: str, args) -> dict:
-    workdir = Path(args.workroot) / name
-    cmd = command_for(name, workdir, args.override)
+def run_variant(name: str, args, seed: int = 0) -> dict:
+    workdir = Path(args.workroot) / (name if seed == 0 else f"{name}_s{seed}")
+    cmd = command_for(name, workdir, args.override, seed)
     shown = " ".join(["python", *map(shlex.quote, cmd[1:])])
     summary_path = workdir / "summary.json"
     wall, returncode = None, 0
@@ -105,17 +111,36 @@ def run_variant(name: str, args) -> dict:
         returncode = subprocess.run(cmd, cwd=_common.ROOT, check=False).returncode
         wall = time.time() - t0
     summary = json.loads(summary_path.read_text()) if summary_path.exists() else None
-    row = {"variant": name, "label": VARIANTS[name][0], "command": shown, "returncode": returncode,
+    row = {"variant": name, "seed": seed, "label": VARIANTS[name][0], "command": shown, "returncode": returncode,
            "wall_time_s": wall if wall is not None else (summary or {}).get("wall_time_s"),
-           "diverged": returncode != 0, "summary": summary}
+           "diverged": returncode != 0 or (summary or {}).get("status") == "diverged", "summary": summary}
+    rates = acceptance_rates(workdir / "metrics.jsonl")
+    if rates:
+        row["acceptance_rate"] = rates
+    stem = f"{args.name}_{workdir.name}"
     figure = workdir / "long_run.png"
     if figure.exists():
-        shutil.copyfile(figure, Path(args.out_dir) / f"{args.name}_{name}_long_run.png")
-        row["figure"] = f"{args.name}_{name}_long_run.png"
+        shutil.copyfile(figure, Path(args.out_dir) / f"{stem}_long_run.png")
+        row["figure"] = f"{stem}_long_run.png"
     if (workdir / "samples.png").exists():
-        shutil.copyfile(workdir / "samples.png", Path(args.out_dir) / f"{args.name}_{name}_samples.png")
-        row["grid"] = f"{args.name}_{name}_samples.png"
+        shutil.copyfile(workdir / "samples.png", Path(args.out_dir) / f"{stem}_samples.png")
+        row["grid"] = f"{stem}_samples.png"
     return row
+
+
+def acceptance_rates(metrics: Path) -> dict | None:
+    """MALA's logged acceptance rate over training: its first and last logged values and their steps."""
+    if not metrics.exists():
+        return None
+    points = []
+    for line in metrics.read_text().splitlines():
+        record = json.loads(line)
+        if "acceptance_rate" in record:
+            points.append((record["step"], record["acceptance_rate"]))
+    if not points:
+        return None
+    return {"first_step": points[0][0], "first": points[0][1], "last_step": points[-1][0], "last": points[-1][1],
+            "max": max(v for _, v in points)}
 
 
 def _f(value, spec=".3g") -> str:
@@ -139,11 +164,19 @@ def table_row(row: dict) -> str:
     diag = lr.get("energy_diagnostics") or {}
     ais = s.get("ais") or {}
     wall = row["wall_time_s"]
-    return (f"| {row['variant']} | {_f(s.get('sampler_steps'), 'd')} | {_f(q.get('fid'), '.1f')} | {_f(q.get('kid_mean'))} | {_f(q.get('class_entropy'), '.3f')} "
+    return (f"| {row['variant']} | {row.get('seed', 0)} | {_f(s.get('sampler_steps'), 'd')} | {_f(q.get('fid'), '.1f')} | {_f(q.get('kid_mean'))} | {_f(q.get('class_entropy'), '.3f')} "
             f"| {_f(s.get('fraction_outside_range'), '.3f')} | {_f(last.get('fid'), '.1f')} | {_f(last.get('class_entropy'), '.3f')} "
             f"| {_f(last.get('fraction_outside_range'), '.3f')} | {_f(diag.get('ess_bulk'), '.0f')} | {_f(diag.get('rhat'), '.2f')} "
             f"| {_f(lr.get('drift_noise_ratio'), '.2f')} | {ais_cell(ais)} "
-            f"| {'–' if wall is None else f'{wall / 60:.1f}'} | {'yes' if row['diverged'] else 'no'} |")
+            f"| {'–' if wall is None else f'{wall / 60:.1f}'} | {diverged_cell(row)} |")
+
+
+def diverged_cell(row: dict) -> str:
+    """``no``, or ``yes`` with the training step at which the guard stopped the run."""
+    if not row["diverged"]:
+        return "no"
+    step = (row["summary"] or {}).get("step")
+    return "yes" if step is None else f"yes, step {step}"
 
 
 def write_results(rows, args) -> Path:
@@ -152,7 +185,7 @@ def write_results(rows, args) -> Path:
         "# MNIST `:cpu` recipe search",
         "",
         "Every row is its base config plus the row's overrides"
-        + (f" and `{' '.join(args.override)}`" if args.override else "") + ", one seed (0) "
+        + (f" and `{' '.join(args.override)}`" if args.override else "") + ", seed 0 unless the seed column says otherwise "
         f"(its command below). The rows up to `jem_l2` build on `{SHORTRUN}` (named `:cpu` when they ran; "
         f"renamed, unchanged, when `:cpu` became the `pcd_reinit` recipe); the sampler and head rows build on "
         f"today's `{CONFIG}` (`{SGHMC_CONFIG}` for SGHMC).",
@@ -162,13 +195,18 @@ def write_results(rows, args) -> Path:
         "ESS (bulk) and R̂ (rank) of the chains' energies over the second half of the long run; "
         "drift/noise = η‖∇ₓE‖ / √(2ηT·d) over the long run. Real digits against real digits: FID 4.3, entropy 2.299 at n = 1000.",
         "",
-        "| variant | eval steps | FID | KID | entropy | out | long FID | long entropy | long out | ESS | R̂ | drift/noise | AIS log p (nats) | wall (min) | diverged |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| variant | seed | eval steps | FID | KID | entropy | out | long FID | long entropy | long out | ESS | R̂ | drift/noise | AIS log p (nats) | wall (min) | diverged |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
         *[table_row(r) for r in rows],
         "",
     ]
     for r in rows:
-        lines += [f"## {r['variant']}: {r['label']}", "", f"`{r['command']}`", ""]
+        seed = f" (seed {r['seed']})" if r.get("seed") else ""
+        lines += [f"## {r['variant']}{seed}: {r['label']}", "", f"`{r['command']}`", ""]
+        if r.get("acceptance_rate"):
+            a = r["acceptance_rate"]
+            lines += [f"MALA acceptance rate (mean over the L steps of a training step): {a['first']:.3f} at step "
+                      f"{a['first_step']}, {a['last']:.3f} at step {a['last_step']}, at most {a['max']:.3f}.", ""]
         if r.get("grid"):
             lines += [f"![samples]({r['grid']})", ""]
         if r.get("figure"):
@@ -192,6 +230,7 @@ def main(argv=None) -> int:
     parser.add_argument("--reuse", action="store_true", help="read variants that already have a summary.json")
     parser.add_argument("--merge", action="store_true",
                         help="keep the rows of the existing <out-dir>/<name>.json that this run does not redo")
+    parser.add_argument("--seeds", default="0", help="comma-separated seeds (config.seed) of every variant")
     parser.add_argument("--list", action="store_true", help="print the variants and exit")
     args = parser.parse_args(argv)
     if args.list:
@@ -202,17 +241,24 @@ def main(argv=None) -> int:
     unknown = sorted(set(names) - set(VARIANTS))
     if unknown:
         parser.error(f"--variants: unknown {unknown}; valid: {sorted(VARIANTS)}")
+    try:
+        seeds = [int(x) for x in args.seeds.split(",") if x]
+    except ValueError:
+        parser.error(f"--seeds must be comma-separated integers, got {args.seeds!r}")
     Path(args.out_dir).mkdir(parents=True, exist_ok=True)
-    kept = {}
+    redo = {(n, s) for n in names for s in seeds}
+    kept = []
     existing = Path(args.out_dir) / f"{args.name}.json"
     if args.merge and existing.exists():
-        kept = {r["variant"]: r for r in json.loads(existing.read_text())["rows"] if r["variant"] not in names}
+        kept = [r for r in json.loads(existing.read_text())["rows"] if (r["variant"], r.get("seed", 0)) not in redo]
     order = list(VARIANTS)
     rows = []
     for name in names:
-        rows.append(run_variant(name, args))
-        rows_out = sorted([*kept.values(), *rows], key=lambda r: order.index(r["variant"]) if r["variant"] in order else len(order))
-        md = write_results(rows_out, args)
+        for seed in seeds:
+            rows.append(run_variant(name, args, seed))
+            rows_out = sorted([*kept, *rows], key=lambda r: (order.index(r["variant"]) if r["variant"] in order
+                                                              else len(order), r.get("seed", 0)))
+            md = write_results(rows_out, args)
     print(f"wrote {md}")
     return 0
 
