@@ -1,0 +1,59 @@
+"""experiments/mnist_sweep.py: every variant's config is valid, and --reuse/--merge/--seeds keep and label rows."""
+
+import json
+import sys
+from pathlib import Path
+
+from jebm import config_lib, config_validation
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "experiments"))
+sys.path.insert(0, str(ROOT / "tests"))
+import mnist_sweep as sweep  # noqa: E402
+import _common  # noqa: E402
+from test_mnist_ablations import _set  # noqa: E402  (the CLI's parsing of --config.FIELD=VALUE)
+
+
+def _config_of(name):
+    config = _common.load_config(sweep.config_of(name))
+    for override in sweep.VARIANTS[name][1]:
+        field, _, value = override.partition("=")
+        if value == "None":
+            _set(config, field, "(None,)")  # what ml_collections makes of --config.FIELD=None on a tuple
+        else:
+            _set(config, field, value)
+    config_lib.none_from_command_line(config)
+    return config
+
+
+def test_every_variant_builds_a_valid_config():
+    for name in sweep.VARIANTS:
+        config_validation.validate(_config_of(name))
+    assert _config_of("mala_unbounded").sampler.bounds is None
+    assert _config_of("warmup").optimizer.warmup_steps == 200
+
+
+def _fake_run(workdir: Path, summary: dict, metrics=()):
+    workdir.mkdir(parents=True)
+    (workdir / "summary.json").write_text(json.dumps(summary))
+    (workdir / "metrics.jsonl").write_text("".join(json.dumps(m) + "\n" for m in metrics))
+
+
+def test_reuse_merge_and_seeds_keep_earlier_rows_and_label_diverged_runs(tmp_path):
+    root, out = tmp_path / "runs", tmp_path / "out"
+    ok = {"status": "ok", "sampler_steps": 1000, "wall_time_s": 600.0, "quality": {"fid": 90.0, "class_entropy": 2.2}}
+    _fake_run(root / "warmup", ok)
+    _fake_run(root / "warmup_s1", {"status": "diverged", "step": 128, "wall_time_s": 30.0})
+    _fake_run(root / "mala", {"status": "diverged", "step": 99, "wall_time_s": 30.0},
+              [{"step": 10, "acceptance_rate": 0.004}, {"step": 90, "acceptance_rate": 0.0}])
+    common = ["--reuse", f"--workroot={root}", f"--out-dir={out}"]
+    assert sweep.main(["--variants=mala", *common]) == 0
+    assert sweep.main(["--variants=warmup", "--seeds=0,1", "--merge", *common]) == 0
+    rows = json.loads((out / "mnist_sweep.json").read_text())["rows"]
+    assert [(r["variant"], r["seed"], r["diverged"]) for r in rows] == [
+        ("mala", 0, True), ("warmup", 0, False), ("warmup", 1, True)]
+    assert "--config.seed=1" in rows[2]["command"] and "seed=" not in rows[1]["command"]
+    assert rows[0]["acceptance_rate"]["first"] == 0.004 and rows[0]["acceptance_rate"]["last_step"] == 90
+    md = (out / "mnist_sweep.md").read_text()
+    assert "| warmup | 1 |" in md and "yes, step 128 |" in md and "| warmup | 0 | 1000 | 90.0 |" in md
+    assert "## warmup (seed 1):" in md and "0.004 at step 10" in md
