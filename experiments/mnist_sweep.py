@@ -86,6 +86,7 @@ VARIANTS = {
     "warmup": (":cpu with a linear learning-rate warm-up over the first 200 steps", ["optimizer.warmup_steps=200"],
                CONFIG),
     "energy_l2": (":cpu with the energy penalty 0.1·(mean E(x⁺)² + mean E(x⁻)²)", ["loss.l2_energy=0.1"], CONFIG),
+    "lr_2e-4": (":cpu with Adam's learning rate 2e-4 instead of 5e-4", ["optimizer.learning_rate=2e-4"], CONFIG),
 }
 
 
