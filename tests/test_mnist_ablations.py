@@ -67,7 +67,7 @@ def test_verdicts_follow_their_rules():
     v = {claim.split(".")[0]: verdict for claim, verdict, _ in abl.verdicts(rows)}
     assert v["1"] == "holds"  # 1.1 within [0.75, 1.25]
     assert v["2"] == "does not hold"  # the γ head's γ = 3
-    assert v["2b"] == "holds"  # fixed β 80 < learnable 90
+    assert v["2b"] == "holds"  # fixed β 80 < 0.9 × learnable 90
     assert v["3"] == "holds"  # 2.2 > 2.1 > 1.5
     assert v["4"] == "not run"
     assert v["5"] == "holds"  # a diverged η run: infinite spread
@@ -75,6 +75,13 @@ def test_verdicts_follow_their_rules():
     rows[5]["class_entropy"] = 2.3
     v = {claim.split(".")[0]: verdict for claim, verdict, _ in abl.verdicts(rows)}
     assert v["1"] == "does not hold" and v["3"] == "does not hold"
+    # 2b compares on the seeds both ran: a learnable-β seed 1 the fixed heads lack does not count.
+    rows.append(_row("head", "beta", seed=1, beta=0.9, fid=400.0))
+    rows[3]["fid"] = 85.0
+    verdict, evidence = {c.split(".")[0]: (v, e) for c, v, e in abl.verdicts(rows)}["2b"]
+    assert verdict == "unclear" and "seeds [0]" in evidence  # 85 is within 10% of 90
+    rows[3]["fid"] = 100.0
+    assert {c.split(".")[0]: v for c, v, _ in abl.verdicts(rows)}["2b"] == "does not hold"
 
 
 def test_bad_selection_names_the_valid_values(capsys):
