@@ -35,10 +35,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common  # noqa: E402
 
 # The rows before the sampler rows were run when `:cpu` was today's `:cpu_shortrun` (renamed at 209d80a,
-# unchanged): they build on it. The sampler rows build on today's `:cpu` recipe (bounds + PCD bank).
+# unchanged): they build on it. The sampler and stabiliser rows build on `:cpu_lr5e4`, the `:cpu` recipe
+# (bounds + PCD bank) before its learning rate became 2e-4 (the `lr_2e-4` row, which is today's `:cpu`).
+# Rows not run yet build on today's `:cpu`.
 SHORTRUN = "configs/mnist_sgld.py:cpu_shortrun"
+CPU_LR5E4 = "configs/mnist_sgld.py:cpu_lr5e4"
 CONFIG = "configs/mnist_sgld.py:cpu"
-SGHMC_CONFIG = "configs/mnist_sghmc.py:cpu"
+SGHMC_CONFIG = "configs/mnist_sghmc.py:cpu_lr5e4"
 BOUNDS = "sampler.bounds=(-1.0,1.0)"
 EMA = "training.ema_decay=0.999"
 PCD = ["chain_init.persistent=True", "chain_init.bank_size=10000", "chain_init.reinit_fraction=0.05"]
@@ -62,17 +65,17 @@ VARIANTS = {
     # Samplers on today's :cpu recipe (SGLD η = 2e-4, L = 40, bounds [−1, 1], PCD bank with 5% re-initialisation,
     # scored after 1,000 steps). SGHMC: configs/mnist_sghmc.py:cpu keeps the SGLD recipe's Langevin step
     # η/C = 2e-4 with a momentum memory m/(ηC) of 10 steps (η = 4.47e-3, C = 22.4, m = 1).
-    **{f"sghmc_{i}": (f":cpu with SGHMC, {i.replace('_', ' ')} integrator (η = 4.47e-3, C = 22.4, m = 1)",
+    **{f"sghmc_{i}": (f":cpu_lr5e4 with SGHMC, {i.replace('_', ' ')} integrator (η = 4.47e-3, C = 22.4, m = 1)",
                       [f"sampler.integrator={i}"], SGHMC_CONFIG)
        for i in ("symplectic_euler", "explicit_euler", "baoab")},
-    "mala": (":cpu with MALA (η = 2e-4, proposals outside [−1, 1] rejected: exact for the box)",
-             ["sampler.name=mala"], CONFIG),
+    "mala": (":cpu_lr5e4 with MALA (η = 2e-4, proposals outside [−1, 1] rejected: exact for the box)",
+             ["sampler.name=mala"], CPU_LR5E4),
     # Bounded MALA rejects every proposal that leaves the box, and digits sit on its faces (background at −1):
     # without bounds MALA is exact for the unrestricted model, at η = 2e-4 and at a tenth of it.
-    "mala_unbounded": (":cpu with MALA, no bounds (η = 2e-4; exact for the model on all of R^d)",
-                       ["sampler.name=mala", "sampler.bounds=None"], CONFIG),
-    "mala_unbounded_eta2e-5": (":cpu with MALA, no bounds, η = 2e-5",
-                               ["sampler.name=mala", "sampler.bounds=None", "sampler.step_size=2e-5"], CONFIG),
+    "mala_unbounded": (":cpu_lr5e4 with MALA, no bounds (η = 2e-4; exact for the model on all of R^d)",
+                       ["sampler.name=mala", "sampler.bounds=None"], CPU_LR5E4),
+    "mala_unbounded_eta2e-5": (":cpu_lr5e4 with MALA, no bounds, η = 2e-5",
+                               ["sampler.name=mala", "sampler.bounds=None", "sampler.step_size=2e-5"], CPU_LR5E4),
     "beta_head": (":cpu with the learnable-β head E = f + (β/2)f²", ["energy.head=beta"], CONFIG),
     # pcd_long sharpened the short run (FID 115 at 3,000 steps) but lost the long run's balance: the same budget
     # with the learning rate decayed to zero, and (separately) Gaussian noise of sd 0.03 on the data (JEM's value
@@ -81,16 +84,16 @@ VARIANTS = {
                     ["training.max_steps=3000", "optimizer.schedule=cosine", "optimizer.final_lr_fraction=0.0"],
                     CONFIG),
     "data_noise": (":cpu with data noise: x⁺ + 0.03·N(0, I)", ["dataset.noise_std=0.03"], CONFIG),
-    # The :cpu recipe diverged on seed 1 (|E| > 1e8 at step 128, energies running away in the first steps):
+    # The :cpu_lr5e4 recipe diverged on seed 1 (|E| > 1e8 at step 128, energies running away in the first steps):
     # two stabilisers against it, each on seeds 0 and 1.
-    "warmup": (":cpu with a linear learning-rate warm-up over the first 200 steps", ["optimizer.warmup_steps=200"],
-               CONFIG),
-    "energy_l2": (":cpu with the energy penalty 0.1·(mean E(x⁺)² + mean E(x⁻)²)", ["loss.l2_energy=0.1"], CONFIG),
+    "warmup": (":cpu_lr5e4 with a linear learning-rate warm-up over the first 200 steps", ["optimizer.warmup_steps=200"],
+               CPU_LR5E4),
+    "energy_l2": (":cpu_lr5e4 with the energy penalty 0.1·(mean E(x⁺)² + mean E(x⁻)²)", ["loss.l2_energy=0.1"], CPU_LR5E4),
     # At 0.1 the penalty's optimum E(x⁻) − E(x⁺) is 1/(2·0.1) = 5 nats: far too flat to pull noise towards digits
     # at T = 1. At 1e-5 it is 5e4, the scale of the energies of the runs that did not diverge, so it only bounds
     # the runaway (|E| 1e3 → 1e7 within 10 steps on seed 1).
-    "energy_l2_1e-5": (":cpu with the energy penalty 1e-5·(mean E(x⁺)² + mean E(x⁻)²)", ["loss.l2_energy=1e-5"], CONFIG),
-    "lr_2e-4": (":cpu with Adam's learning rate 2e-4 instead of 5e-4", ["optimizer.learning_rate=2e-4"], CONFIG),
+    "energy_l2_1e-5": (":cpu_lr5e4 with the energy penalty 1e-5·(mean E(x⁺)² + mean E(x⁻)²)", ["loss.l2_energy=1e-5"], CPU_LR5E4),
+    "lr_2e-4": (":cpu_lr5e4 with Adam's learning rate 2e-4 instead of 5e-4: today's :cpu", ["optimizer.learning_rate=2e-4"], CPU_LR5E4),
 }
 
 
@@ -192,8 +195,9 @@ def write_results(rows, args) -> Path:
         "Every row is its base config plus the row's overrides"
         + (f" and `{' '.join(args.override)}`" if args.override else "") + ", seed 0 unless the seed column says otherwise "
         f"(its command below). The rows up to `jem_l2` build on `{SHORTRUN}` (named `:cpu` when they ran; "
-        f"renamed, unchanged, when `:cpu` became the `pcd_reinit` recipe); the sampler and head rows build on "
-        f"today's `{CONFIG}` (`{SGHMC_CONFIG}` for SGHMC).",
+        f"renamed, unchanged, when `:cpu` became the `pcd_reinit` recipe); the sampler and stabiliser rows build on "
+        f"`{CPU_LR5E4}` (`{SGHMC_CONFIG}` for SGHMC), the `pcd_reinit` recipe scored after 1,000 steps, which was "
+        f"`:cpu` until the `lr_2e-4` row became today's `{CONFIG}`.",
         "Short run: FID / KID / class entropy (max 2.303) of the fresh-chain samples against 1,000 held-out digits "
         "(jebm.evaluation.quality, classifier features); `out` = share of pixel values outside [−1, 1] before clipping. "
         "Long run: the same scores after `eval.long_run_steps` steps of `eval.long_run_samples` fresh chains; "
