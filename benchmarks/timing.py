@@ -180,23 +180,33 @@ def time_interleaved(
     *,
     repeats: int,
     warmup: int = 1,
+    pause_s: float = 0.02,
 ) -> dict[str, Timing]:
-    """Times several alternatives round-robin: A, B, C, A, B, C, ...
+    """Times several alternatives round-robin, reversing the order every other round: A, B, C, C, B, A, A, B, C, ...
 
     On a machine shared with other jobs the load drifts over seconds; taking
     the alternatives' repeats in turn exposes them to the same drift, so
-    their ratios are steadier than if each were timed in one block.
+    their ratios are steadier than if each were timed in one block. The
+    order is reversed every other round, so that no alternative always runs
+    right after the same other one, and every timed call waits ``pause_s``
+    first: PyTorch's OpenMP threads keep spinning for a while after an
+    operator, and in a fixed order the call after PyTorch's paid for it
+    (the bare gradient after PyTorch ran up to 2x slower than the same
+    program after jebm's chain).
 
     Args:
       runs: name -> ``(fn, units_per_call, setup)`` as for ``time_calls``.
       repeats: timed calls of each.
       warmup: untimed calls of each first.
+      pause_s: seconds of sleep before each timed call (after its setup).
 
     Returns:
       name -> per-unit ``Timing``.
     """
-    def call(fn, setup):
+    def call(fn, setup, pause=0.0):
         args = setup() if setup else ()
+        if pause:
+            time.sleep(pause)
         start, cpu_start = time.perf_counter(), time.process_time()
         fn(*args)
         return time.perf_counter() - start, time.process_time() - cpu_start
@@ -205,9 +215,11 @@ def time_interleaved(
         for _ in range(warmup):
             call(fn, setup)
     seconds = {name: [] for name in runs}
-    for _ in range(max(1, repeats)):
-        for name, (fn, _, setup) in runs.items():
-            seconds[name].append(call(fn, setup))
+    names = list(runs)
+    for r in range(max(1, repeats)):
+        for name in (names if r % 2 == 0 else names[::-1]):
+            fn, _, setup = runs[name]
+            seconds[name].append(call(fn, setup, pause_s))
     out = {}
     for name, (_, units, _) in runs.items():
         per_unit_ms = [1e3 * wall / units for wall, _ in seconds[name]]

@@ -99,3 +99,15 @@ def test_median_of_runs_takes_each_runs_own_ratio_and_rejudges_the_median(tmp_pa
     assert "| a: jebm no slower than torch channels_last | 0.900 | 1.100 | 1.050 | 1.050 | >= 1 | yes |" in text
     with pytest.raises(FileNotFoundError, match="no results.json"):
         median_of_runs.load([tmp_path / "missing"])
+
+
+def test_interleaved_timing_alternates_the_order_so_no_run_always_follows_the_same_one():
+    from benchmarks import timing
+
+    order = []
+    runs = {name: (lambda name=name: order.append(name), 1, None) for name in "abc"}
+    out = timing.time_interleaved(runs, repeats=3, warmup=0, pause_s=0.0)
+    assert order == list("abccbaabc")
+    follows = {(x, y) for x, y in zip(order, order[1:]) if x != y}  # y timed right after x
+    assert {("a", "b"), ("c", "b"), ("b", "c"), ("b", "a")} <= follows  # b after a and after c
+    assert set(out) == set("abc") and all(t.repeats == 3 for t in out.values())
