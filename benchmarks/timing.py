@@ -180,7 +180,6 @@ def time_interleaved(
     *,
     repeats: int,
     warmup: int = 1,
-    pause_s: float = 0.02,
 ) -> dict[str, Timing]:
     """Times several alternatives round-robin, reversing the order every other round: A, B, C, C, B, A, A, B, C, ...
 
@@ -188,25 +187,23 @@ def time_interleaved(
     the alternatives' repeats in turn exposes them to the same drift, so
     their ratios are steadier than if each were timed in one block. The
     order is reversed every other round, so that no alternative always runs
-    right after the same other one, and every timed call waits ``pause_s``
-    first: PyTorch's OpenMP threads keep spinning for a while after an
-    operator, and in a fixed order the call after PyTorch's paid for it
-    (the bare gradient after PyTorch ran up to 2x slower than the same
-    program after jebm's chain).
+    right after the same other one: on a 2-core CPU a JAX call timed right
+    after PyTorch's channels_last step can run up to 2x slower (in a fixed
+    order the bare gradient, always after PyTorch, ran 3.84 ms per step
+    against 2.05 ms for the same program after jebm's chain). A 20 ms sleep
+    before each call was tried as well and made JAX's calls slower, 2x in
+    5 of 18 cases, so there is none.
 
     Args:
       runs: name -> ``(fn, units_per_call, setup)`` as for ``time_calls``.
       repeats: timed calls of each.
       warmup: untimed calls of each first.
-      pause_s: seconds of sleep before each timed call (after its setup).
 
     Returns:
       name -> per-unit ``Timing``.
     """
-    def call(fn, setup, pause=0.0):
+    def call(fn, setup):
         args = setup() if setup else ()
-        if pause:
-            time.sleep(pause)
         start, cpu_start = time.perf_counter(), time.process_time()
         fn(*args)
         return time.perf_counter() - start, time.process_time() - cpu_start
@@ -219,7 +216,7 @@ def time_interleaved(
     for r in range(max(1, repeats)):
         for name in (names if r % 2 == 0 else names[::-1]):
             fn, _, setup = runs[name]
-            seconds[name].append(call(fn, setup, pause_s))
+            seconds[name].append(call(fn, setup))
     out = {}
     for name, (_, units, _) in runs.items():
         per_unit_ms = [1e3 * wall / units for wall, _ in seconds[name]]

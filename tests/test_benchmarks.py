@@ -106,7 +106,7 @@ def test_interleaved_timing_alternates_the_order_so_no_run_always_follows_the_sa
 
     order = []
     runs = {name: (lambda name=name: order.append(name), 1, None) for name in "abc"}
-    out = timing.time_interleaved(runs, repeats=3, warmup=0, pause_s=0.0)
+    out = timing.time_interleaved(runs, repeats=3, warmup=0)
     assert order == list("abccbaabc")
     follows = {(x, y) for x, y in zip(order, order[1:]) if x != y}  # y timed right after x
     assert {("a", "b"), ("c", "b"), ("b", "c"), ("b", "a")} <= follows  # b after a and after c
