@@ -85,7 +85,7 @@ VARIANTS = {
                     CONFIG),
     "data_noise": (":cpu with data noise: x⁺ + 0.03·N(0, I)", ["dataset.noise_std=0.03"], CONFIG),
     # The :cpu_lr5e4 recipe diverged on seed 1 (|E| > 1e8 at step 128, energies running away in the first steps):
-    # two stabilisers against it, each on seeds 0 and 1.
+    # stabilisers against it (warm-up, the energy penalty at two weights, a lower learning rate), on seeds 0 and 1.
     "warmup": (":cpu_lr5e4 with a linear learning-rate warm-up over the first 200 steps", ["optimizer.warmup_steps=200"],
                CPU_LR5E4),
     "energy_l2": (":cpu_lr5e4 with the energy penalty 0.1·(mean E(x⁺)² + mean E(x⁻)²)", ["loss.l2_energy=0.1"], CPU_LR5E4),
