@@ -227,6 +227,15 @@ def grad_x_fn(model):
     return lambda params, x: jax.grad(lambda y: jnp.sum(model.apply(params, y)))(x)
 
 
+def setup_grad_x_fn(setup: CnnSetup):
+    """``grad_x_fn`` of the setup's model, in ``setup.chunk_size`` groups of chains when it has one
+    (``energy_and_grad`` of a ``chunked`` energy, as jebm's sampler computes it)."""
+    if not setup.chunk_size:
+        return grad_x_fn(setup.model)
+    return lambda params, x: samplers.energy_and_grad(
+        samplers.chunked(energy_fn(setup.model, params), setup.chunk_size), x)[1]
+
+
 def bare_grad(setup: CnnSetup) -> Prepared:
     """One jitted ``∇ₓE`` on the batch: the floor a sampler step cannot beat.
 
@@ -234,11 +243,7 @@ def bare_grad(setup: CnnSetup) -> Prepared:
     jebm's sampler (``energy_and_grad`` of a ``chunked`` energy), so the
     ratio of the two is the sampler's own overhead.
     """
-    fn = grad_x_fn(setup.model)
-    if setup.chunk_size:
-        fn = lambda params, x: samplers.energy_and_grad(  # noqa: E731
-            samplers.chunked(energy_fn(setup.model, params), setup.chunk_size), x)[1]
-    compiled, seconds, cost, temp = compile_jit(fn, setup.params, setup.x)
+    compiled, seconds, cost, temp = compile_jit(setup_grad_x_fn(setup), setup.params, setup.x)
     return Prepared(lambda: block(compiled(setup.params, setup.x)), 1, None, seconds, cost, temp)
 
 
@@ -263,10 +268,7 @@ def grad_descent_chain(setup: CnnSetup, n_steps: int) -> Prepared:
     versus everything the sampler adds (noise, update, grad norms). With
     ``setup.chunk_size`` the gradient runs in the sampler's groups of chains.
     """
-    grad_x = grad_x_fn(setup.model)
-    if setup.chunk_size:
-        grad_x = lambda params, x: samplers.energy_and_grad(  # noqa: E731
-            samplers.chunked(energy_fn(setup.model, params), setup.chunk_size), x)[1]
+    grad_x = setup_grad_x_fn(setup)
 
     def chain(params, x):
         def body(y, _):

@@ -233,16 +233,13 @@ def toy_unroll_levers(toy: jc.ToySetup, repeats: int, unrolls=(1, 2, 4, 8)) -> l
                    {str(u): jc.toy_iteration(toy, unroll=u) for u in unrolls}, repeats)
 
 
-def _chunk_for(batch: int) -> Optional[int]:
-    """The benchmark rows' chunk size for ``batch`` chains (None where it would not split them)."""
-    from benchmarks import run
+def run_levers(preset, conv_impl: str, log: Callable[[str], None] = print,
+               chunk_size: Optional[int] = None) -> list[dict]:
+    """Every lever group of ``preset``; a group that fails is logged and skipped.
 
-    chunk = run.default_chunk_size(jax.default_backend())
-    return chunk if chunk and batch > chunk else None
-
-
-def run_levers(preset, conv_impl: str, log: Callable[[str], None] = print) -> list[dict]:
-    """Every lever group of ``preset``; a group that fails is logged and skipped."""
+    ``chunk_size`` is the benchmark rows' (``run_benchmark``'s); the noise
+    lever's step-cost split uses it so that its rows add up to those rows.
+    """
     batch = preset.sgld_batches[0]
     n_steps = preset.steps_per_call[batch]
     repeats = preset.repeats
@@ -256,7 +253,7 @@ def run_levers(preset, conv_impl: str, log: Callable[[str], None] = print) -> li
         ("driver", lambda: driver_levers(batch, n_steps, repeats, ("xla", "im2col"))),
         ("unroll", lambda: unroll_levers(batch, n_steps, repeats, conv_impl)),
         ("noise", lambda: [e for b in preset.lever_batches for e in noise_levers(
-            b, preset.steps_per_call[b], repeats, conv_impl, chunk_size=_chunk_for(b))]),
+            b, preset.steps_per_call[b], repeats, conv_impl, chunk_size=chunk_size)]),
         ("donation", lambda: donation_levers(batch, n_steps, repeats, conv_impl, toy)),
         ("toy unroll", lambda: toy_unroll_levers(toy, repeats)),
     ]

@@ -478,7 +478,7 @@ def run_benchmark(preset: Preset, impls=IMPLS, conv_impl: Optional[str] = None,
         from benchmarks import levers as levers_lib
 
         log("  levers")
-        levers = levers_lib.run_levers(preset, conv_impl, log)
+        levers = levers_lib.run_levers(preset, conv_impl, log, chunk_size=chunk_size)
     results.update(
         peak_gflops=bench.peak_gflops,
         records=bench.records,
