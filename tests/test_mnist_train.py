@@ -17,6 +17,7 @@ import pytest
 
 from conftest import load_config
 from jebm import checkpoint, config_validation, train
+from jebm.evaluation import protocol
 from jebm.data import mnist
 
 N_TRAIN, N_TEST = 48, 40
@@ -74,6 +75,54 @@ def default_run(tmp_path_factory, data_dir, isolated_cache):
     return config, workdir, summary
 
 
+def test_training_grids_run_the_chains_as_long_as_the_evaluation(monkeypatch, tmp_path):
+    # The :cpu recipe trains with L = 40 but is scored after eval.sampler_steps = 3,000: its grids
+    # must show the 3,000-step samples, not 40-step noise.
+    config = load_config("mnist_sgld", "smoke")
+    lengths = []
+
+    def fake_fresh_samples(config, parts, params, rng_key, num_samples, num_steps):
+        lengths.append(num_steps)
+        return np.zeros((num_samples, 28, 28, 1), np.float32)
+
+    monkeypatch.setattr(protocol, "fresh_samples", fake_fresh_samples)
+    config.eval.sampler_steps = 3 * config.sampler.num_steps
+    protocol.write_training_grid(config, None, None, tmp_path, 1)
+    config.eval.sampler_steps = None
+    protocol.write_training_grid(config, None, None, tmp_path, 2)
+    assert lengths == [3 * config.sampler.num_steps, config.sampler.num_steps]
+    assert sorted(p.name for p in (tmp_path / "grids").iterdir()) == ["samples_step0000001.png", "samples_step0000002.png"]
+
+
+def test_energy_by_class_groups_held_out_digits_by_label_and_samples_by_the_classifier(monkeypatch):
+    from types import SimpleNamespace
+
+    from jebm.evaluation import quality
+
+    rng = np.random.default_rng(0)
+    test_images = rng.integers(0, 256, size=(30, 28, 28)).astype(np.uint8)
+    test_labels = np.repeat(np.arange(10), 3).astype(np.uint8)
+    data = mnist.MnistData(test_images, test_labels, test_images, test_labels, "made up")
+    model = SimpleNamespace(apply=lambda params, x: params * jnp.sum(x, axis=(1, 2, 3)))  # E = 2·(sum of pixels)
+    parts = SimpleNamespace(model=model, data=SimpleNamespace(images=data, example_shape=(28, 28, 1)))
+    config = load_config("mnist_sgld", "smoke")
+    config.eval.quality_reference = 25  # digits 0..7 and one 8: class 9 has none
+    samples = rng.uniform(-1, 1, size=(12, 28, 28)).astype(np.float32)
+    predicted = np.array([0, 0, 0, 1, 1, 5, 5, 5, 5, 9, 9, 3])
+    monkeypatch.setattr(quality, "load_or_train_classifier", lambda data: (None, 1.0, {}))
+    monkeypatch.setattr(quality, "classifier_outputs", lambda params, x: (None, np.eye(10)[predicted]))
+
+    out = protocol.energy_by_class(config, parts, 2.0, {"samples": samples})
+    held_out_energy = 2.0 * (test_images[:25].astype(np.float64) / 127.5 - 1.0).sum(axis=(1, 2))
+    for k in range(10):
+        expected = held_out_energy[test_labels[:25] == k]
+        assert out["held_out"][k] == (pytest.approx(np.median(expected), rel=1e-5) if len(expected) else None)
+        expected = 2.0 * samples.sum(axis=(1, 2))[predicted == k]
+        assert out["samples"][k] == (pytest.approx(np.median(expected), rel=1e-5) if len(expected) else None)
+    assert out["held_out_all"] == pytest.approx(np.median(held_out_energy), rel=1e-5)
+    assert out["samples_all"] == pytest.approx(np.median(2.0 * samples.sum(axis=(1, 2))), rel=1e-5)
+
+
 def test_smoke_run_writes_the_mnist_workdir_contract(default_run, isolated_cache):
     config, workdir, _ = default_run
     for name in ("config.json", "metrics.jsonl", "samples.npy", "samples.png", "summary.json",
@@ -116,6 +165,9 @@ def test_smoke_run_writes_the_mnist_workdir_contract(default_run, isolated_cache
     assert [r["steps"] for r in long_run["curve"]] == [10, config.eval.long_run_steps]
     assert all(math.isfinite(r["fid"]) and 0 <= r["class_entropy"] <= math.log(10) for r in long_run["curve"])
     assert set(long_run["energy_diagnostics"]) >= {"ess_bulk", "rhat"} and long_run["drift_noise_ratio"] > 0
+    by_class = on_disk["energy_by_class"]
+    assert len(by_class["held_out"]) == 10 and sum(v is not None for v in by_class["samples"]) >= 1
+    assert math.isfinite(by_class["samples_long_all"])
     # AIS: a uniform box base, so log Z of an untrained (nearly flat) energy is close to 784·log 2.
     ais = on_disk["ais"]
     assert ais["num_temps"] == config.eval.ais_temps and [r["num_temps"] for r in ais["convergence"]] == [5, 20]
@@ -326,7 +378,14 @@ def test_presets(name, presets):
         assert config.eval.num_samples <= 64 and config.eval.quality_reference <= 64
         assert config.training.max_steps <= 10 and config.sampler.num_steps <= 10
     if "cpu" in names:
-        assert config.sampler.bounds == (-1.0, 1.0) and config.eval.sampler_steps == 1000
+        assert config.sampler.bounds == (-1.0, 1.0)
+        if name == "mnist_sgld":  # the bank_500_3k recipe; SGHMC's cpu stays on cpu_bank10k's
+            assert config.eval.sampler_steps == config.training.max_steps == 3000
+            assert config.optimizer.schedule == "cosine" and config.optimizer.final_lr_fraction == 0.0
+            if "pcd" not in names:
+                assert (config.chain_init.bank_size, config.chain_init.reinit_fraction) == (500, 0.01)
+        else:
+            assert config.eval.sampler_steps == 1000 and config.chain_init.bank_size == 10_000
     if "cpu" in names or "cpu_shortrun" in names:
         s = config.sampler
         assert config.training.max_steps > 0 and s.num_steps <= 100

@@ -124,5 +124,5 @@ def sample(
         for field, value in changes.items():
             config.sampler[field] = value
         config_validation.validate(config)
-    steps = int(num_steps or config.eval.sampler_steps or config.sampler.num_steps)
+    steps = int(num_steps or protocol.eval_sampler_steps(config))
     return protocol.fresh_samples(config, restored.parts, restored.params, rng_key, int(num_samples), steps)

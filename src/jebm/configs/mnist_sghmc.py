@@ -25,8 +25,8 @@ Presets (comma-separated, applied in order): as in configs/mnist_sgld.py,
   quadratic  (default) noise-initialised chains, quadratic head
   vanilla    noise-initialised chains, linear head
   pcd        persistent chains (a bank of 10,000), linear head
-  cpu        mnist_sgld's CPU recipe (bounds [−1, 1], PCD bank with 5% re-initialisation,
-             L = 40, lr 2e-4, 1,500 steps) with the same rule: η/C = 2e-4 (the SGLD
+  cpu        mnist_sgld's cpu_bank10k recipe (bounds [−1, 1], PCD bank of 10,000 with 5%
+             re-initialisation, L = 40, lr 2e-4, 1,500 steps) with the same rule: η/C = 2e-4 (the SGLD
              cpu step), memory 10 steps, i.e. η = 4.47e-3, C = 22.4. Not run beyond
              the smoke test at lr 2e-4; cpu_lr5e4 is the one measured
   cpu_lr5e4  the same on mnist_sgld's cpu_lr5e4 (lr 5e-4): the sweep's SGHMC rows
@@ -68,7 +68,7 @@ def set_sghmc(c, langevin_step: float, mass: float = 1.0, memory_steps: float = 
 
 
 def cpu(c):
-    _SGLD.cpu(c)
+    _SGLD.cpu_bank10k(c)
     set_sghmc(c, langevin_step=2e-4)
 
 

@@ -21,6 +21,7 @@ from jebm.evaluation.protocol import (  # noqa: F401
     evaluate_and_write,
     evaluate_images,
     evaluate_toy,
+    eval_sampler_steps,
     fresh_samples,
     quality_scores,
     write_toy_outputs,

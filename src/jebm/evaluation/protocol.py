@@ -33,6 +33,11 @@ from jebm.samplers import factory as sampler_factory
 from jebm.samplers.chain import run_chain
 
 
+def eval_sampler_steps(config) -> int:
+    """The fresh chains' length in evaluation: ``eval.sampler_steps``, or L when it is None."""
+    return config.eval.sampler_steps or config.sampler.num_steps
+
+
 def fresh_samples(config, parts, params, rng_key, num_samples: int, num_steps: int) -> np.ndarray:
     """``num_samples`` model samples from fresh noise chains after ``num_steps`` steps."""
     sample = _sampler_program(parts, config.sampler.to_json(), num_samples, num_steps)
@@ -66,7 +71,7 @@ def evaluate_toy(config, parts, params) -> tuple[dict, dict]:
     key = _eval_key(config)
     k_short, k_long, k_true, k_bench = jax.random.split(key, 4)
     n = ec.num_samples
-    steps = ec.sampler_steps or config.sampler.num_steps
+    steps = eval_sampler_steps(config)
     samples = fresh_samples(config, parts, params, k_short, n, steps)
     samples_long = fresh_samples(config, parts, params, k_long, n, ec.long_run_steps)
     true_keys = jax.random.split(k_true, ec.ks_repeats)
@@ -224,7 +229,7 @@ def evaluate_images(config, parts, params, workdir: Path) -> dict:
     the classifier clips them).
     """
     ec = config.eval
-    steps = ec.sampler_steps or config.sampler.num_steps
+    steps = eval_sampler_steps(config)
     samples = fresh_samples(config, parts, params, _eval_key(config), ec.num_samples, steps)
     images = samples[..., 0].astype(np.float32)
     fileio.save_npy(workdir / "samples.npy", images)
@@ -237,9 +242,51 @@ def evaluate_images(config, parts, params, workdir: Path) -> dict:
     if ec.ais_temps:
         summary["ais"] = image_likelihood(config, parts, params, jax.random.fold_in(_eval_key(config), 0xA15))
         write_ais_convergence(workdir, summary["ais"]["convergence"], title="MNIST: AIS log Ẑ against the number of temperatures")
+    samples_long = None
     if ec.long_run_samples:
-        summary["long_run"] = evaluate_long_run(config, parts, params, workdir)
+        summary["long_run"], samples_long = evaluate_long_run(config, parts, params, workdir)
+    if ec.quality and summary["samples_finite"]:
+        sets = {"samples": images}
+        if samples_long is not None and np.all(np.isfinite(samples_long)):
+            sets["samples_long"] = samples_long
+        summary["energy_by_class"] = energy_by_class(config, parts, params, sets)
     return summary
+
+
+def energy_by_class(config, parts, params, samples: dict[str, np.ndarray]) -> dict:
+    """Median energy per digit class: held-out digits by label, samples by the classifier's class.
+
+    At temperature T the model's odds of one region against another are
+    ``exp(−ΔE/T)`` times their ratio of volume, so a class whose held-out digits
+    sit thousands of nats below the others' is where long chains end up unless
+    training has balanced it. ``held_out`` holds the ``eval.quality_reference``
+    test digits; each entry of ``samples`` (name → images in the data's scale)
+    is classified by the quality classifier. A class with no image is None.
+    """
+    from jebm.evaluation import quality
+
+    data = parts.data.images
+    energy = jax.jit(lambda x: parts.model.apply(params, x))
+
+    def energies(images: np.ndarray) -> np.ndarray:
+        x = jnp.asarray(images, jnp.float32).reshape(-1, *parts.data.example_shape)
+        return np.concatenate([np.asarray(energy(x[i:i + 250]), np.float64) for i in range(0, len(x), 250)])
+
+    def medians(e: np.ndarray, labels: np.ndarray) -> list:
+        return [float(np.median(e[labels == k])) if np.any(labels == k) else None for k in range(quality.NUM_CLASSES)]
+
+    held_out = data.test_images[: config.eval.quality_reference]
+    e_held_out = energies(mnist.preprocess(held_out, config.dataset.scale))
+    out = {"held_out": medians(e_held_out, data.test_labels[: len(held_out)]),
+           "held_out_all": float(np.median(e_held_out))}
+    clf_params, _, _ = quality.load_or_train_classifier(data)
+    for name, images in samples.items():
+        unit, _ = quality.to_unit_interval(images, config.dataset.scale, name)
+        predicted = np.argmax(quality.classifier_outputs(clf_params, unit)[1], axis=1)
+        e = energies(images)
+        out[name], out[f"{name}_all"] = medians(e, predicted), float(np.median(e))
+    out["note"] = "median energy E(x) (nats at T = 1) per class 0..9; samples grouped by the classifier's prediction"
+    return out
 
 
 def image_likelihood(config, parts, params, rng_key) -> dict:
@@ -361,8 +408,11 @@ def chain_diagnostics(config, trace: dict, dim: int) -> dict:
     return out
 
 
-def evaluate_long_run(config, parts, params, workdir: Path) -> dict:
-    """Fresh chains for ``eval.long_run_steps``: ``samples_long.npy``, ``long_run.png`` and the scores per length."""
+def evaluate_long_run(config, parts, params, workdir: Path) -> tuple[dict, np.ndarray]:
+    """Fresh chains for ``eval.long_run_steps``: ``samples_long.npy``, ``long_run.png`` and the scores per length.
+
+    Returns ``(scores, final)``: the scores and the final images as written to ``samples_long.npy``.
+    """
     ec = config.eval
     lengths = long_run_lengths(config)
     key = jax.random.fold_in(_eval_key(config), 0x10C6)
@@ -385,7 +435,7 @@ def evaluate_long_run(config, parts, params, workdir: Path) -> dict:
     plots.plot_long_run(workdir / "long_run.png", curve, grids)
     out = {"n_samples": ec.long_run_samples, "steps": ec.long_run_steps, "curve": curve}
     out.update(chain_diagnostics(config, trace, math.prod(parts.data.example_shape)))
-    return out
+    return out, final
 
 
 def quality_scores(config, parts, images: np.ndarray) -> dict:
@@ -401,9 +451,14 @@ def quality_scores(config, parts, images: np.ndarray) -> dict:
 
 
 def write_training_grid(config, parts, params, workdir: Path, step: int) -> Path:
-    """A sample grid during training (fresh chains, 64 samples); returns the PNG's path."""
+    """A sample grid during training: 64 fresh chains; returns the PNG's path.
+
+    The chains run as long as the final evaluation's (``eval.sampler_steps``, None =
+    L), so the grid shows what the final score will measure: a recipe evaluated after
+    1,000 steps but trained with L = 40 would otherwise show 40-step noise.
+    """
     samples = fresh_samples(config, parts, params, jax.random.fold_in(_eval_key(config), step), 64,
-                            config.sampler.num_steps)
+                            eval_sampler_steps(config))
     unit = np.clip(pipeline.to_unit_range(samples[..., 0], config.dataset.scale), 0.0, 1.0)
     out = workdir / "grids"
     out.mkdir(exist_ok=True)
@@ -430,7 +485,7 @@ def write_training_snapshot(config, parts, params, workdir: Path, step: int) -> 
     ec = config.eval
     key = jax.random.fold_in(jax.random.fold_in(_eval_key(config), 0x5A4), step)
     k_samples, k_true = jax.random.split(key)
-    samples = fresh_samples(config, parts, params, k_samples, SNAPSHOT_CHAINS, ec.sampler_steps or config.sampler.num_steps)
+    samples = fresh_samples(config, parts, params, k_samples, SNAPSHOT_CHAINS, eval_sampler_steps(config))
     if data.toy is not None:
         reference, lim = np.asarray(data.toy.sample(k_true, SNAPSHOT_CHAINS)), ec.grid_lim
     else:
@@ -468,7 +523,7 @@ def evaluate_user_data(config, parts, params, workdir: Path) -> dict:
     ec, data = config.eval, parts.data
     key = _eval_key(config)  # the samples' own key, as for MNIST: jebm.sample(restored, key, n) redraws them
     k_long, k_noise, k_lik = jax.random.split(jax.random.fold_in(key, 0xDA7A), 3)
-    steps = ec.sampler_steps or config.sampler.num_steps
+    steps = eval_sampler_steps(config)
     samples = fresh_samples(config, parts, params, key, ec.num_samples, steps)
     samples_long = fresh_samples(config, parts, params, k_long, ec.num_samples, ec.long_run_steps)
     fileio.save_npy(workdir / "samples.npy", samples.astype(np.float32))
