@@ -48,6 +48,8 @@ BOUNDS = "sampler.bounds=(-1.0,1.0)"
 EMA = "training.ema_decay=0.999"
 PCD = ["chain_init.persistent=True", "chain_init.bank_size=10000", "chain_init.reinit_fraction=0.05"]
 LONG_COSINE = ["training.max_steps=3000", "optimizer.schedule=cosine", "optimizer.final_lr_fraction=0.0"]
+SMALL_BANK = [*LONG_COSINE, "chain_init.bank_size=1000", "chain_init.reinit_fraction=0.02"]
+BANK_500 = [*LONG_COSINE, "chain_init.bank_size=500", "chain_init.reinit_fraction=0.01"]
 # name: (what it tests, overrides on top of the row's config: SHORTRUN unless a third entry names another)
 VARIANTS = {
     "cpu": ("the :cpu preset as it was (quadratic head, SGLD η = 2e-4, L = 40)", []),
@@ -91,20 +93,18 @@ VARIANTS = {
     # 16 steps: with 2% re-initialisation a chain lives ~50 visits (~2,000 steps) and the oldest reach ~7,700, so
     # the energy also learns from chains as old as the long run.
     "small_bank": ("long_cosine with a bank of 1,000 chains and 2% re-initialisation (older negatives)",
-                   [*LONG_COSINE, "chain_init.bank_size=1000", "chain_init.reinit_fraction=0.02"], CONFIG),
+                   SMALL_BANK, CONFIG),
     # small_bank held its long run to 3,000 steps (FID 74, entropy 2.23) but not to 10,000: fewer chains and less
     # re-initialisation age the negatives further (a chain is drawn every 8 steps, lives ~100 visits, ~4,000 steps).
     "bank_500": ("long_cosine with a bank of 500 chains and 1% re-initialisation (older negatives still)",
-                 [*LONG_COSINE, "chain_init.bank_size=500", "chain_init.reinit_fraction=0.01"], CONFIG),
+                 BANK_500, CONFIG),
     # bank_500's fresh chains are at their best after ~3,000 steps (FID 47.5 / entropy 2.23 on 250 chains, against
     # 125.3 / 2.12 after 1,000) and still digits of every class after 10,000: the same model scored at 3,000 steps.
     "bank_500_3k": ("bank_500 scored after 3,000 fresh-chain steps",
-                    [*LONG_COSINE, "chain_init.bank_size=500", "chain_init.reinit_fraction=0.01",
-                     "eval.sampler_steps=3000"], CONFIG),
+                    [*BANK_500, "eval.sampler_steps=3000"], CONFIG),
     # The other way to age the negatives: twice the sampler steps per visit (L = 80), the bank of small_bank.
     "small_bank_L80": ("small_bank with L = 80 sampler steps per training step (older negatives, twice the cost)",
-                       [*LONG_COSINE, "chain_init.bank_size=1000", "chain_init.reinit_fraction=0.02",
-                        "sampler.num_steps=80"], CONFIG),
+                       [*SMALL_BANK, "sampler.num_steps=80"], CONFIG),
     # long_cosine halved FID against 1,500 steps at a constant rate: the same schedule over twice the steps.
     "cosine_6k": (":cpu trained 6,000 steps with a cosine decay of the learning rate to 0",
                   ["training.max_steps=6000", "optimizer.schedule=cosine", "optimizer.final_lr_fraction=0.0"], CONFIG),
