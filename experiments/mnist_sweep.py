@@ -102,6 +102,17 @@ VARIANTS = {
     # 125.3 / 2.12 after 1,000) and still digits of every class after 10,000: the same model scored at 3,000 steps.
     "bank_500_3k": ("bank_500 scored after 3,000 fresh-chain steps",
                     [*BANK_500, "eval.sampler_steps=3000"], CONFIG),
+    # bank_500_3k still drifts towards 1s and 7s between 3,000 and 10,000 steps: with batch 64 a chain of a bank of
+    # 250 is drawn every 4 training steps and, at 0.5% re-initialisation, lives ~200 visits (~8,000 Langevin steps),
+    # close to the long run's 10,000.
+    "bank_250_3k": ("bank_500_3k with a bank of 250 chains and 0.5% re-initialisation (negatives ~8,000 steps old)",
+                    [*LONG_COSINE, "chain_init.bank_size=250", "chain_init.reinit_fraction=0.005",
+                     "eval.sampler_steps=3000"], CONFIG),
+    # cosine_6k sharpened the short run against long_cosine (FID 46.9 against 53.5 after 1,000 steps): the same
+    # doubling of training on the 500-bank recipe.
+    "bank_500_6k": ("bank_500_3k trained 6,000 steps (cosine decay to 0)",
+                    ["training.max_steps=6000", *LONG_COSINE[1:], *BANK_500[len(LONG_COSINE):],
+                     "eval.sampler_steps=3000"], CONFIG),
     # The other way to age the negatives: twice the sampler steps per visit (L = 80), the bank of small_bank.
     "small_bank_L80": ("small_bank with L = 80 sampler steps per training step (older negatives, twice the cost)",
                        [*SMALL_BANK, "sampler.num_steps=80"], CONFIG),
