@@ -57,3 +57,10 @@ def test_reuse_merge_and_seeds_keep_earlier_rows_and_label_diverged_runs(tmp_pat
     md = (out / "mnist_sweep.md").read_text()
     assert "| warmup | 1 |" in md and "yes, step 128 |" in md and "| warmup | 0 | 1000 | 90.0 |" in md
     assert "## warmup (seed 1):" in md and "0.004 at step 10" in md
+    # A hand-written reading of the table survives the next regeneration, once, between the table and the rows.
+    table_end = md.index("\n\n## mala")
+    (out / "mnist_sweep.md").write_text(md[:table_end] + "\n\n## What it shows\n\n- warmup seed 1 diverged.\n" + md[table_end:])
+    assert sweep.main(["--variants=warmup", "--seeds=1", "--merge", *common]) == 0
+    md = (out / "mnist_sweep.md").read_text()
+    assert md.count("## What it shows") == 1 and md.count("- warmup seed 1 diverged.") == 1
+    assert md.index("| warmup | 1 |") < md.index("## What it shows") < md.index("## mala")
