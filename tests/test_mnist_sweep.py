@@ -33,6 +33,12 @@ def test_every_variant_builds_a_valid_config():
     assert _config_of("warmup").optimizer.warmup_steps == 200
 
 
+def test_presets_are_the_rows_that_measured_them():
+    # The scores the README and the config docstrings quote for :cpu and :cpu_6k are these rows' scores.
+    for row, preset in (("bank_500_3k", "cpu"), ("bank_500_6k", "cpu_6k")):
+        assert _config_of(row).to_json() == _common.load_config(f"configs/mnist_sgld.py:{preset}").to_json(), preset
+
+
 def _fake_run(workdir: Path, summary: dict, metrics=()):
     workdir.mkdir(parents=True)
     (workdir / "summary.json").write_text(json.dumps(summary))
