@@ -227,7 +227,7 @@ FINDINGS = "## What it shows"
 
 def findings(md: Path) -> list[str]:
     """The hand-written section of an earlier <name>.md (from its ``## What it shows`` heading to the next ``## ``
-    heading), so that regenerating the table keeps the reading of it."""
+    heading or the environment line), so that regenerating the table keeps the reading of it."""
     if not md.exists():
         return []
     lines = md.read_text().splitlines()
@@ -235,7 +235,7 @@ def findings(md: Path) -> list[str]:
         return []
     start = lines.index(FINDINGS)
     end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith(("## ", "jax "))), len(lines))
-    return [*lines[start:end]]
+    return lines[start:end]
 
 
 def write_results(rows, args) -> Path:
