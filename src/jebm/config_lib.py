@@ -153,6 +153,11 @@ def base_config() -> config_dict.ConfigDict:
     c.sharding = config_dict.ConfigDict()
     c.sharding.enabled = False  # split chains and batches over all devices (jebm.sharding)
     c.sharding.distributed = False  # call jax.distributed.initialize() first (multi-host)
+    # > 0: split this host's CPU into that many XLA devices (jax_num_cpu_devices) before
+    # JAX starts, so that sharding.enabled uses several cores of a CPU-only machine
+    # (jebm.sharding.use_cpu_devices). 0: JAX's default (one CPU device). No effect on
+    # which accelerator devices a GPU or TPU run uses.
+    c.sharding.num_cpu_devices = 0
     return c
 
 

@@ -210,6 +210,7 @@ def validate(config: config_dict.ConfigDict) -> None:
     c.number("guard.lr_factor", gt=0, le=1)
     c.boolean("sharding.enabled")
     c.boolean("sharding.distributed")
+    c.integer("sharding.num_cpu_devices", ge=0)
     # cross-field
     persistent, bank, n = c.get("chain_init.persistent"), c.get("chain_init.bank_size"), c.get("sampler.num_chains") or c.get("training.batch_size")
     if persistent is True and _is_int(bank) and _is_int(n) and bank < n:

@@ -248,7 +248,7 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     import jax
 
-    from jebm import config_lib, config_validation, train
+    from jebm import config_lib, config_validation, sharding, train
 
     distributed = distributed_options(flags.FLAGS)
     import_user_modules(flags.FLAGS.imports)
@@ -273,6 +273,7 @@ def main(argv):
     if config.sharding.distributed:  # several processes train one model by splitting it over all their devices
         config.sharding.enabled = True
     config_validation.validate(config)
+    sharding.use_cpu_devices(config.sharding.num_cpu_devices)  # before the backend starts, and before distributed
     if config.sharding.distributed:
         initialize_distributed(distributed or _timeouts(flags.FLAGS))
     logging.info("Config:\n%s", config)

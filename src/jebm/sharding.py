@@ -13,6 +13,16 @@ with ``sharding.distributed=True`` alone where JAX detects the cluster, e.g.
 SLURM). The mesh then spans the devices of every process, and ``host_local``
 brings arrays back to one host.
 
+On a CPU-only machine JAX sees one CPU device, which runs a step on about one
+core. ``sharding.num_cpu_devices=N`` (``use_cpu_devices``) splits the host's
+CPU into N XLA devices before JAX starts, so that ``sharding.enabled`` spreads
+the chains over N cores (the same mechanism as ``--xla_force_host_platform_device_count``,
+set from the config).
+
+The evaluation's fresh chains (``chain_sharding``) are split the same way over
+this process's own devices: each process evaluates alone, so its mesh holds
+only its local devices.
+
 Batches are computed on device from the step (``TrainData.batch``) with a
 data-sharded output, so each device draws only its own shard and no host
 ever holds the global batch.
@@ -69,6 +79,48 @@ def host_local(tree):
         return np.asarray(multihost_utils.process_allgather(x, tiled=True))
 
     return jax.tree_util.tree_map(one, tree)
+
+
+def use_cpu_devices(n: int) -> None:
+    """Makes JAX's CPU backend ``n`` devices (``jax_num_cpu_devices``); ``n = 0`` leaves JAX's default.
+
+    The option only takes effect before JAX starts its backends (before any JAX
+    operation in the process); the CLI and ``train.train`` call this first. It
+    overrides ``XLA_FLAGS=--xla_force_host_platform_device_count``.
+
+    Raises:
+      ValueError: JAX's backend already started with another number of CPU devices.
+    """
+    if not n or jax.config.jax_num_cpu_devices == n:
+        return
+    try:
+        jax.config.update("jax_num_cpu_devices", n)
+    except RuntimeError:  # the backend is already up: fine if it has n CPU devices anyway
+        have = len(jax.devices("cpu"))
+        if have != n:
+            raise ValueError(
+                f"sharding.num_cpu_devices={n}, but JAX already started with {have} CPU device(s) in this process: "
+                f"the field must take effect before any JAX operation. Call jebm.sharding.use_cpu_devices({n}) right "
+                f"after importing jax, run in a new process, or set sharding.num_cpu_devices=0") from None
+
+
+def chain_sharding(enabled: bool, num_chains: int, field: str):
+    """How to split ``num_chains`` evaluation chains over this process's devices, or ``None`` to run them on one.
+
+    ``None`` unless ``enabled`` (``sharding.enabled``) and the process has several
+    devices. A count that does not split evenly runs on one device, with a warning
+    naming ``field``: slower, same numbers.
+    """
+    devices = jax.local_devices()
+    if not enabled or len(devices) < 2:
+        return None
+    if num_chains % len(devices):
+        from absl import logging
+
+        logging.warning("%s=%d is not divisible by the %d local devices: these chains run on one device",
+                        field, num_chains, len(devices))
+        return None
+    return batch_sharded(make_mesh(devices))
 
 
 def check_divisible(mesh: Mesh, **sizes: int) -> None:

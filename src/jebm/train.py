@@ -453,7 +453,13 @@ def _prepare_workdir(workdir: str) -> Path:
 
 
 def train(config, workdir: str | os.PathLike, *, energy=None, data=None) -> tuple[TrainState, Parts, dict]:
-    """The training loop; returns the final state, the parts and run info (``energy``, ``data``: see ``build_parts``)."""
+    """The training loop; returns the final state, the parts and run info (``energy``, ``data``: see ``build_parts``).
+
+    Raises:
+      ValueError: ``sharding.num_cpu_devices`` asks for a CPU device count JAX can no
+        longer take in this process (see ``sharding.use_cpu_devices``); nothing is written.
+    """
+    sharding.use_cpu_devices(config.sharding.num_cpu_devices)
     workdir = _prepare_workdir(str(workdir))
     parts = build_parts(config, energy=energy, data=data)
     if jax.process_index() == 0:
@@ -740,6 +746,7 @@ def evaluate_workdir(workdir: str | os.PathLike, config: config_dict.ConfigDict 
             raise FileNotFoundError(f"--workdir={workdir} has no config.json: is it a jebm run?")
         config = config_lib.config_from_json(workdir / "config.json")
     config_validation.validate(config)
+    sharding.use_cpu_devices(config.sharding.num_cpu_devices)
     parts = build_parts(config, energy=energy, data=data)
     state, step = checkpoint.restore_latest(checkpoint.checkpoint_dir(workdir), create_train_state(config, parts))
     if state is None:
