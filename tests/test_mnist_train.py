@@ -379,8 +379,9 @@ def test_presets(name, presets):
         assert config.training.max_steps <= 10 and config.sampler.num_steps <= 10
     if "cpu" in names:
         assert config.sampler.bounds == (-1.0, 1.0)
-        if name == "mnist_sgld":  # the bank_500_3k recipe; SGHMC's cpu stays on cpu_bank10k's
-            assert config.eval.sampler_steps == config.training.max_steps == 3000
+        if name == "mnist_sgld":  # the bank_500_6k recipe on two CPU devices; SGHMC's cpu stays on cpu_bank10k's
+            assert config.eval.sampler_steps == 3000 and config.training.max_steps == (4 if "smoke" in names else 6000)
+            assert config.sharding.num_cpu_devices == 2 and config.sharding.enabled
             assert config.optimizer.schedule == "cosine" and config.optimizer.final_lr_fraction == 0.0
             if "pcd" not in names:
                 assert (config.chain_init.bank_size, config.chain_init.reinit_fraction) == (500, 0.01)
