@@ -40,7 +40,8 @@ def test_presets_are_the_rows_that_measured_them():
     # :cpu is :cpu_6k on two CPU devices: the same training, split over two cores.
     cpu = _common.load_config("configs/mnist_sgld.py:cpu")
     assert (cpu.sharding.num_cpu_devices, cpu.sharding.enabled) == (2, True)
-    cpu.sharding.num_cpu_devices, cpu.sharding.enabled = 0, False
+    assert cpu.training.sample_every == 500  # half as many training grids: they do not change the training
+    cpu.sharding.num_cpu_devices, cpu.sharding.enabled, cpu.training.sample_every = 0, False, 250
     assert cpu.to_json() == _common.load_config("configs/mnist_sgld.py:cpu_6k").to_json()
 
 
