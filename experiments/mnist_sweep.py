@@ -113,6 +113,15 @@ VARIANTS = {
     "bank_500_6k": ("bank_500_3k trained 6,000 steps (cosine decay to 0)",
                     ["training.max_steps=6000", *LONG_COSINE[1:], *BANK_500[len(LONG_COSINE):],
                      "eval.sampler_steps=3000"], CONFIG),
+    # Fresh chains are best near the negatives' age (L / reinit_fraction): ~4,000 steps for bank_500_6k, which
+    # then drifts by 10,000 (FID 27.2 -> 142.4 on seed 0), ~8,000 for bank_250_3k, which holds from 10,000 to 20,000
+    # (46.0 -> 52.1). Negatives ~5,000 steps old (0.8%), scored after 5,000 steps, put the long run at twice the
+    # age, where bank_250_3k lost little. Two CPU devices (sharding.num_cpu_devices) pay for the longer evaluation.
+    "age_5k_2dev": ("bank_500_6k with 0.8% re-initialisation (negatives ~5,000 steps old), scored after 5,000 "
+                    "steps, on two CPU devices",
+                    ["training.max_steps=6000", *LONG_COSINE[1:], "chain_init.bank_size=500",
+                     "chain_init.reinit_fraction=0.008", "eval.sampler_steps=5000", "training.sample_every=1000",
+                     "sharding.num_cpu_devices=2", "sharding.enabled=True"], CONFIG),
     # The other way to age the negatives: twice the sampler steps per visit (L = 80), the bank of small_bank.
     "small_bank_L80": ("small_bank with L = 80 sampler steps per training step (older negatives, twice the cost)",
                        [*SMALL_BANK, "sampler.num_steps=80"], CONFIG),
