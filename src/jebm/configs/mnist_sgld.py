@@ -30,15 +30,19 @@ Presets (comma-separated, applied in order):
   quadratic  (default) Figure 4c / Table 4: noise-initialised chains, quadratic head
   vanilla    Figure 4a: noise-initialised chains, linear head
   pcd        Figure 4b: persistent chains (a bank of 10,000, no re-initialisation), linear head
-  cpu        jebm's best CPU recipe (experiments/results/mnist_sweep.md): cpu_shortrun's
-             sampler (L = 40, η = 2e-4) with the chains kept in [−1, 1] (sampler.bounds),
-             a persistent bank of 500 chains, 1% re-drawn from noise each step, Adam lr
-             2e-4 decayed to 0 over 3,000 steps (cosine); fresh-chain evaluation after
-             3,000 steps. ~26 min on one core. Combine it with a Figure-4 preset after
-             it, e.g. ":cpu,vanilla"
-  cpu_6k     :cpu trained 6,000 steps: FID 27.2 / 24.1 / 29.1 on seeds 0/1/2, ~48 min on one
-             core (over the :cpu budget); its long runs drift like :cpu's
-  cpu_bank10k  the :cpu recipe before: a bank of 10,000 with 5% re-initialisation,
+  cpu        jebm's best CPU recipe (experiments/results/mnist_sweep.md, row bank_500_6k):
+             cpu_shortrun's sampler (L = 40, η = 2e-4) with the chains kept in [−1, 1]
+             (sampler.bounds), a persistent bank of 500 chains, 1% re-drawn from noise each
+             step, Adam lr 2e-4 decayed to 0 over 6,000 steps (cosine); fresh-chain
+             evaluation after 3,000 steps. Split over two XLA CPU devices
+             (sharding.num_cpu_devices = 2, sharding.enabled), i.e. two cores (wall time and
+             scores: experiments/results/mnist_figure4.md).
+             Combine it with a Figure-4 preset after it, e.g. ":cpu,vanilla"
+  cpu_3k     the :cpu recipe trained 3,000 steps as one device (the sweep's bank_500_3k; the
+             :cpu preset before two-device sharding): FID 43.3 / 52.3 / 62.1 on seeds 0/1/2,
+             ~26 min on one core
+  cpu_6k     :cpu as one device (one core): FID 27.2 / 24.1 / 29.1 on seeds 0/1/2, ~48 min
+  cpu_bank10k  the :cpu recipe before cpu_3k: a bank of 10,000 with 5% re-initialisation,
              1,500 steps at a constant lr 2e-4, scored after 1,000 steps (11 min on one
              core; FID 102.8, long runs stay digits of every class)
   cpu_lr5e4  cpu at the learning rate 5e-4 of cpu_shortrun: the recipe of the

@@ -26,7 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 from ml_collections import config_dict
 
-from jebm import fileio, sharding
+from jebm import fileio
 from jebm.evaluation import diagnostics, likelihood, metrics, plots
 from jebm.data import mnist, pipeline
 from jebm.samplers import factory as sampler_factory
@@ -38,33 +38,23 @@ def eval_sampler_steps(config) -> int:
     return config.eval.sampler_steps or config.sampler.num_steps
 
 
-def fresh_samples(config, parts, params, rng_key, num_samples: int, num_steps: int, *,
-                  field: str = "eval.num_samples") -> np.ndarray:
-    """``num_samples`` model samples from fresh noise chains after ``num_steps`` steps.
-
-    With ``sharding.enabled`` the chains are split over this process's devices
-    (``field`` names the count in the warning when it does not split evenly);
-    each chain's randomness is the same either way.
-    """
-    chain_sh = sharding.chain_sharding(config.sharding.enabled, num_samples, field)
-    sample = _sampler_program(parts, config.sampler.to_json(), num_samples, num_steps, chain_sh)
+def fresh_samples(config, parts, params, rng_key, num_samples: int, num_steps: int) -> np.ndarray:
+    """``num_samples`` model samples from fresh noise chains after ``num_steps`` steps."""
+    sample = _sampler_program(parts, config.sampler.to_json(), num_samples, num_steps)
     return np.asarray(sample(params, rng_key))
 
 
 @functools.lru_cache(maxsize=16)
-def _sampler_program(parts, sampler_json: str, n: int, num_steps: int, chain_sh=None):
-    """One compiled sampling program per (parts, sampler settings, n, L, sharding): the key is an
-    argument, so the sample grids written during training do not recompile."""
+def _sampler_program(parts, sampler_json: str, n: int, num_steps: int):
+    """One compiled sampling program per (parts, sampler settings, n, L): the key is an argument,
+    so the sample grids written during training do not recompile."""
     scfg = config_dict.ConfigDict(json.loads(sampler_json))
 
     @jax.jit
     def sample(params, rng_key):
         k_init, k_mom, k_run = jax.random.split(rng_key, 3)
         algorithm = sampler_factory.make_sampler(scfg, lambda x: parts.model.apply(params, x))
-        x0 = parts.noise_fn(k_init, n)
-        if chain_sh is not None:
-            x0 = jax.lax.with_sharding_constraint(x0, chain_sh)
-        state = algorithm.init(x0, k_mom if scfg.momentum_init == "random" else None)
+        state = algorithm.init(parts.noise_fn(k_init, n), k_mom if scfg.momentum_init == "random" else None)
         state, _ = run_chain(k_run, algorithm, state, num_steps, unroll=scfg.unroll)
         return state.position
 
@@ -341,8 +331,7 @@ def long_run_lengths(config) -> list[int]:
     return sorted({n for n in ec.long_run_curve if n < ec.long_run_steps} | {ec.long_run_steps})
 
 
-def long_chains(config, parts, params, lengths, num_samples: int, rng_key, *, energy_every: int = 0,
-                field: str = "eval.long_run_samples"):
+def long_chains(config, parts, params, lengths, num_samples: int, rng_key, *, energy_every: int = 0):
     """One set of fresh chains run to ``max(lengths)``, snapshotted after each length.
 
     The same chains age from one length to the next (the paper's Figure 5), so the
@@ -358,8 +347,6 @@ def long_chains(config, parts, params, lengths, num_samples: int, rng_key, *, en
       rng_key: the chains' randomness.
       energy_every: > 0 also records every chain's energy each ``energy_every``
         steps (a multiple of the segment length is used), for ESS and R̂.
-      field: the config field that set ``num_samples``, for the warning when
-        ``sharding.enabled`` cannot split the chains evenly over the devices.
 
     Returns:
       ``(snapshots, seconds, trace)``: ``{length: positions}``, ``{length:
@@ -371,17 +358,13 @@ def long_chains(config, parts, params, lengths, num_samples: int, rng_key, *, en
     if energy_every:
         chunk = math.gcd(chunk, energy_every)
     k_init, k_mom, k_run = jax.random.split(rng_key, 3)
-    chain_sh = sharding.chain_sharding(config.sharding.enabled, num_samples, field)
 
     def algorithm(p):
         return sampler_factory.make_sampler(scfg, lambda x: parts.model.apply(p, x))
 
     @jax.jit
     def init(p):
-        x0 = parts.noise_fn(k_init, num_samples)
-        if chain_sh is not None:  # the segments keep the chains where init put them
-            x0 = jax.lax.with_sharding_constraint(x0, chain_sh)
-        return algorithm(p).init(x0, k_mom if scfg.momentum_init == "random" else None)
+        return algorithm(p).init(parts.noise_fn(k_init, num_samples), k_mom if scfg.momentum_init == "random" else None)
 
     @jax.jit
     def segment(p, state, index):
