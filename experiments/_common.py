@@ -25,6 +25,22 @@ def load_config(spec: str):
     return module.get_config(arg or None)
 
 
+FINDINGS = "## What it shows"
+
+
+def findings(md: Path) -> list[str]:
+    """The hand-written section of an earlier results file (from its ``## What it shows`` heading to the next
+    ``## `` heading or the environment line), so that regenerating the table keeps the reading of it."""
+    if not md.exists():
+        return []
+    lines = md.read_text().splitlines()
+    if FINDINGS not in lines:
+        return []
+    start = lines.index(FINDINGS)
+    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith(("## ", "jax "))), len(lines))
+    return lines[start:end]
+
+
 def mean_std(values) -> tuple[float, float]:
     v = np.asarray(values, np.float64)
     v = v[np.isfinite(v)]

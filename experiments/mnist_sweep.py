@@ -231,22 +231,6 @@ def diverged_cell(row: dict) -> str:
     return "yes" if step is None else f"yes, step {step}"
 
 
-FINDINGS = "## What it shows"
-
-
-def findings(md: Path) -> list[str]:
-    """The hand-written section of an earlier <name>.md (from its ``## What it shows`` heading to the next ``## ``
-    heading or the environment line), so that regenerating the table keeps the reading of it."""
-    if not md.exists():
-        return []
-    lines = md.read_text().splitlines()
-    if FINDINGS not in lines:
-        return []
-    start = lines.index(FINDINGS)
-    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith(("## ", "jax "))), len(lines))
-    return lines[start:end]
-
-
 def write_results(rows, args) -> Path:
     out = Path(args.out_dir)
     lines = [
@@ -268,7 +252,7 @@ def write_results(rows, args) -> Path:
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
         *[table_row(r) for r in rows],
         "",
-        *findings(out / f"{args.name}.md"),
+        *_common.findings(out / f"{args.name}.md"),
     ]
     for r in rows:
         seed = f" (seed {r['seed']})" if r.get("seed") else ""

@@ -165,7 +165,10 @@ def write_markdown(path, rows, argv: str, best: bool = False):
             f"{_common.fmt(*_common.mean_std(r['kl']))} | {_common.fmt(*r['paper_ks'])} | {_common.fmt(*r['paper_kl'])} | "
             f"{sum(r['diverged'])}/{len(r['diverged'])} | {_head_cell(r)} | {r['seconds']:.0f} |"
         )
-    path.write_text("\n".join(lines) + "\n")
+    kept = _common.findings(path)  # the hand-written reading of the table survives a rerun of some rows
+    if kept:
+        lines += ["", *kept]
+    path.write_text("\n".join(lines).rstrip("\n") + "\n")
     print(f"wrote {path}")
 
 

@@ -76,3 +76,20 @@ def test_reuse_merge_and_seeds_keep_earlier_rows_and_label_diverged_runs(tmp_pat
     md = (out / "mnist_sweep.md").read_text()
     assert md.count("## What it shows") == 1 and md.count("- warmup seed 1 diverged.") == 1
     assert md.index("| warmup | 1 |") < md.index("## What it shows") < md.index("## mala")
+
+
+def test_toy_table_rewrite_keeps_its_what_it_shows_section(tmp_path):
+    # toy_table1.py rewrites its .md after every row; the hand-written reading below the table must survive.
+    import toy_table1
+
+    row = {"label": "SGHMC (activation)", "config": "configs/gmm_sghmc.py:quadratic", "ks": [0.06, 0.07],
+           "ks_long": [0.06, 0.06], "b_star": [0.05, 0.05], "kl": [0.01, 0.2], "paper_ks": (0.08, 0.002),
+           "paper_kl": (0.077, 0.005), "diverged": [False, False], "seconds": 10.0}
+    md = tmp_path / "t.md"
+    toy_table1.write_markdown(md, [row], "--best", best=True)
+    assert "## What it shows" not in md.read_text()
+    md.write_text(md.read_text() + "\n## What it shows\n\n- two seeds, one ring.\n")
+    toy_table1.write_markdown(md, [dict(row, kl=[0.01, 0.02])], "--best --rows x", best=True)
+    text = md.read_text()
+    assert text.count("## What it shows") == 1 and text.count("- two seeds, one ring.") == 1
+    assert "1.50e-02" in text and text.index("| SGHMC (activation) |") < text.index("## What it shows")
