@@ -87,7 +87,7 @@ def use_cpu_devices(n: int) -> None:
     """Makes JAX's CPU backend ``n`` devices (``jax_num_cpu_devices``); ``n = 0`` leaves JAX's default.
 
     The option only takes effect before JAX starts its backends (before any JAX
-    operation in the process); the CLI and ``train.train`` call this first. It
+    operation in the process); the CLI's training and ``train.train`` call this first. It
     overrides ``XLA_FLAGS=--xla_force_host_platform_device_count``.
 
     Raises:

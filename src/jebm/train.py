@@ -746,7 +746,8 @@ def evaluate_workdir(workdir: str | os.PathLike, config: config_dict.ConfigDict 
             raise FileNotFoundError(f"--workdir={workdir} has no config.json: is it a jebm run?")
         config = config_lib.config_from_json(workdir / "config.json")
     config_validation.validate(config)
-    sharding.use_cpu_devices(config.sharding.num_cpu_devices)
+    # sharding.num_cpu_devices is left alone: the evaluation runs on one device, and the
+    # checkpoint of a sharded run is read whole.
     parts = build_parts(config, energy=energy, data=data)
     state, step = checkpoint.restore_latest(checkpoint.checkpoint_dir(workdir), create_train_state(config, parts))
     if state is None:
