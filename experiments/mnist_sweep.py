@@ -239,7 +239,8 @@ def write_results(rows, args) -> Path:
         "Every row is its base config plus the row's overrides and those of the command that ran it (each row's "
         "command is below: rows merged at different times may differ there, e.g. in `eval.long_run_samples`"
         + (f"; the rows of the last merge added `{' '.join(args.override)}`" if args.override else "")
-        + "), seed 0 unless the seed column says otherwise. The rows up to `jem_l2` build on `{SHORTRUN}` (named `:cpu` when they ran; "
+        + "), seed 0 unless the seed column says otherwise. "
+        f"The rows up to `jem_l2` build on `{SHORTRUN}` (named `:cpu` when they ran; "
         f"renamed, unchanged, when `:cpu` became the `pcd_reinit` recipe); the sampler and stabiliser rows build on "
         f"`{CPU_LR5E4}` (`{SGHMC_CONFIG}` for SGHMC), the `pcd_reinit` recipe scored after 1,000 steps, which was "
         f"`:cpu` until the `lr_2e-4` row became today's `{CONFIG}`.",

@@ -75,6 +75,7 @@ def test_reuse_merge_and_seeds_keep_earlier_rows_and_label_diverged_runs(tmp_pat
     assert sweep.main(["--variants=warmup", "--seeds=1", "--merge", *common]) == 0
     md = (out / "mnist_sweep.md").read_text()
     assert md.count("## What it shows") == 1 and md.count("- warmup seed 1 diverged.") == 1
+    assert "{" not in md.splitlines()[2] and f"`{sweep.SHORTRUN}`" in md  # the header's names are filled in
     assert md.index("| warmup | 1 |") < md.index("## What it shows") < md.index("## mala")
 
 
