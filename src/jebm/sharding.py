@@ -13,8 +13,9 @@ with ``sharding.distributed=True`` alone where JAX detects the cluster, e.g.
 SLURM). The mesh then spans the devices of every process, and ``host_local``
 brings arrays back to one host.
 
-On a CPU-only machine JAX sees one CPU device, which runs a step on about one
-core. ``sharding.num_cpu_devices=N`` (``use_cpu_devices``) splits the host's
+On a CPU-only machine JAX sees one CPU device, which spreads a large batch over
+the cores with XLA's threads but runs a small one (a training step's 64 chains)
+on about one core. ``sharding.num_cpu_devices=N`` (``use_cpu_devices``) splits the host's
 CPU into N XLA devices before JAX starts, so that ``sharding.enabled`` spreads
 the chains over N cores (the same mechanism as ``--xla_force_host_platform_device_count``,
 set from the config).
