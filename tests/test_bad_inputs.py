@@ -74,6 +74,12 @@ CONFIG_CASES = [
     ({"sampler.grad_clip": 1.0, "sampler.name": "mala"}, ["sampler.grad_clip=1.0 is for sampler.name in ['sghmc', 'sgld']"]),
     ({"eval.ais_curve": (10, 0)}, ["eval.ais_curve=(10, 0)", "temperature counts >= 1"]),
     ({"eval.long_run_curve": (100, -1)}, ["eval.long_run_curve=(100, -1)", "chain lengths >= 1"]),
+    ({"eval.ais_base": "gaussian"}, ["eval.ais_base='gaussian'", "['box_kde', 'uniform']"]),
+    ({"eval.ais_base": "box_kde"}, ["eval.ais_base='box_kde' needs training images", "dataset.name='gmm8'",
+                                    "eval.ais_base='uniform'"]),
+    ({"eval.ais_kde_margin": 1.0}, ["eval.ais_kde_margin=1.0 must be in (0, 1)"]),
+    ({"eval.ais_kde_scale": 0.0}, ["eval.ais_kde_scale=0.0", "> 0"]),
+    ({"eval.ais_kde_centres": 0}, ["eval.ais_kde_centres=0", ">= 1"]),
     ({"training.ema_decay": 1.0}, ["training.ema_decay=1.0 must be in [0, 1)"]),
 ]
 

@@ -197,6 +197,15 @@ def validate(config: config_dict.ConfigDict) -> None:
     ais_curve = c.get("eval.ais_curve")
     if ais_curve is None or not all(_is_int(n) and n >= 1 for n in ais_curve):
         c.errors.append(f"eval.ais_curve={ais_curve!r} must be a tuple of temperature counts >= 1, e.g. (10, 100)")
+    c.choice("eval.ais_base", ("uniform", "box_kde"))
+    c.integer("eval.ais_kde_centres", ge=1)
+    c.number("eval.ais_kde_scale", gt=0)
+    c.number("eval.ais_kde_margin", gt=0)
+    if _is_number(c.get("eval.ais_kde_margin")) and not c.get("eval.ais_kde_margin") < 1:
+        c.errors.append(f"eval.ais_kde_margin={c.get('eval.ais_kde_margin')!r} must be in (0, 1): a fraction of the box's half-width")
+    if c.get("eval.ais_base") == "box_kde" and c.get("dataset.name") not in ("mnist",):
+        c.errors.append(f"eval.ais_base='box_kde' needs training images (dataset.name='mnist'), "
+                        f"not dataset.name={c.get('dataset.name')!r}; use eval.ais_base='uniform'")
     c.number("eval.likelihood_lim", gt=0)
     c.integer("eval.likelihood_grid", ge=4)
     curve = c.get("eval.long_run_curve")
