@@ -80,6 +80,7 @@ CONFIG_CASES = [
     ({"eval.ais_kde_margin": 1.0}, ["eval.ais_kde_margin=1.0 must be in (0, 1)"]),
     ({"eval.ais_kde_scale": 0.0}, ["eval.ais_kde_scale=0.0", "> 0"]),
     ({"eval.ais_kde_centres": 0}, ["eval.ais_kde_centres=0", ">= 1"]),
+    ({"eval.ais_kde_tilt": -1.0}, ["eval.ais_kde_tilt=-1.0", ">= 0"]),
     ({"training.ema_decay": 1.0}, ["training.ema_decay=1.0 must be in [0, 1)"]),
 ]
 

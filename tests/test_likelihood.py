@@ -282,6 +282,36 @@ def test_box_kde_reverse_ais_bounds_from_above():
     assert reverse.log_z < exact + 0.5
 
 
+def test_box_kde_weighted_centres_stay_unbiased_and_cut_the_spread_of_the_weights():
+    # Two narrow wells on the box's faces, one e^6 times heavier: E = -log(a N(m1) + b N(m2)), Z = a Z1 + b Z2.
+    d, s, log_a, log_b = 8, 0.1, 0.0, -6.0
+    m1 = PEAK_MEAN[:d]
+    m2 = -PEAK_MEAN[:d]
+    zs = []
+    for m in (m1, m2):
+        mass = scipy.special.ndtr((1 - m) / s) - scipy.special.ndtr((-1 - m) / s)
+        zs.append(float(np.sum(np.log(math.sqrt(2 * math.pi) * s * mass))))
+    exact = float(np.logaddexp(log_a + zs[0], log_b + zs[1]))
+    means = jnp.asarray(np.stack([m1, m2]), jnp.float32)
+    logs = jnp.asarray([log_a, log_b], jnp.float32)
+
+    def energy(x):
+        sq = jnp.sum((x[:, None, :] - means) ** 2, axis=-1)
+        return -jax.scipy.special.logsumexp(logs - 0.5 * sq / s**2, axis=1)
+
+    rng = np.random.default_rng(3)
+    centres = np.clip(np.concatenate([m1 + 0.1 * rng.normal(size=(16, d)), m2 + 0.1 * rng.normal(size=(16, d))]), -1, 1)
+    common = dict(num_chains=128, num_temps=200, base="box_kde", base_scale=0.5, centres=centres, centre_margin=0.05)
+    equal = lik.ais(jax.random.key(15), energy, (d,), **common)
+    tilted = lik.ais(jax.random.key(15), energy, (d,), **common,
+                     centre_log_weights=-np.asarray(energy(jnp.asarray(centres, jnp.float32))))
+    within(equal, exact, 0.1)
+    within(tilted, exact, 0.1)
+    # half the equal-weight chains start in the light well, e^-6 down: their weights spread by ~6 nats
+    assert np.std(tilted.log_weights) < 0.5 * np.std(equal.log_weights)
+    assert tilted.ess > equal.ess
+
+
 def test_box_kde_bad_arguments_name_the_fix():
     energy, _ = box_gaussian(np.zeros(3), 0.5)
     with pytest.raises(ValueError, match="needs centres"):
@@ -297,5 +327,8 @@ def test_box_kde_bad_arguments_name_the_fix():
     with pytest.raises(ValueError, match="centre_margin"):
         lik.ais(jax.random.key(0), energy, (3,), num_chains=4, num_temps=2, base="box_kde", centres=np.zeros((2, 3)),
                 centre_margin=1.0)
+    with pytest.raises(ValueError, match="centre_log_weights must be 2 finite numbers"):
+        lik.ais(jax.random.key(0), energy, (3,), num_chains=4, num_temps=2, base="box_kde", centres=np.zeros((2, 3)),
+                centre_log_weights=[0.0, np.nan])
     with pytest.raises(ValueError, match="strictly inside"):
         lik.reverse_ais(jax.random.key(0), energy, np.ones((4, 3)), num_temps=2, base="box_kde", centres=np.zeros((2, 3)))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -396,3 +397,28 @@ def test_presets(name, presets):
         assert config.training.max_steps > 0 and s.num_steps <= 100
         langevin_step = s.step_size if s.name == "sgld" else s.step_size / s.friction
         assert 0.01 <= math.sqrt(2 * langevin_step) <= 0.021  # noise sd in [-1, 1] pixels
+
+
+def test_mnist_likelihood_script_scores_a_run_from_both_bases(default_run, tmp_path):
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
+    import mnist_likelihood
+
+    config, workdir, _ = default_run
+    out = tmp_path / "a"
+    assert mnist_likelihood.main([f"--run=smoke={workdir}", "--temps=2,3", "--chains=4", "--tilts=0,1",
+                                  f"--out-dir={out}"]) == 0
+    payload = json.loads((out / "mnist_likelihood.json").read_text())
+    rows = payload["rows"]
+    assert [(r["base"], r["ais"].get("kde_tilt")) for r in rows] == [("uniform", None), ("box_kde", 0.0), ("box_kde", 1.0)]
+    for r in rows:
+        assert [c["num_temps"] for c in r["ais"]["convergence"]] == [2, 3] and math.isfinite(r["ais"]["log_z"])
+    assert rows[1]["ais"]["kde_effective_centres"] == pytest.approx(32)  # equal weights: every training image
+    assert 1 <= rows[2]["ais"]["kde_effective_centres"] < 32  # tilted towards the low-energy images
+    md = (out / "mnist_likelihood.md").read_text()
+    assert "| smoke |" in md and "box_kde, tilt 1" in md and (out / "mnist_likelihood.png").stat().st_size > 0
+    # a second call tabulates the first's rows without rerunning them
+    assert mnist_likelihood.main([f"--add-json={out / 'mnist_likelihood.json'}", "--temps=2,3", "--chains=4",
+                                  f"--out-dir={tmp_path / 'b'}"]) == 0
+    assert json.loads((tmp_path / "b" / "mnist_likelihood.json").read_text())["rows"] == rows

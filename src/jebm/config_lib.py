@@ -142,12 +142,14 @@ def base_config() -> config_dict.ConfigDict:
     c.eval.ais_curve = (10, 100)
     # AIS base: "uniform" on the box, or (image data only) "box_kde": chains start next to
     # ais_kde_centres training images, a Gaussian kernel density of bandwidth ais_kde_scale
-    # in u = atanh(x) space, pixels on the box's faces ais_kde_margin inside it
+    # in u = atanh(x) space, pixels on the box's faces ais_kde_margin inside it, image i
+    # weighted by exp(-ais_kde_tilt * E(y_i)/T) (0 = equal weights)
     # (jebm.evaluation.likelihood.ais). The MNIST configs use box_kde.
     c.eval.ais_base = "uniform"
     c.eval.ais_kde_centres = 1000
     c.eval.ais_kde_scale = 0.5
     c.eval.ais_kde_margin = 3e-3
+    c.eval.ais_kde_tilt = 0.3
     c.eval.likelihood_lim = 2.0  # toy: the box (the paper's author's chains start in U(-2, 2)²)
     c.eval.likelihood_grid = 200  # toy: quadrature cells per side (checked against twice as many)
 

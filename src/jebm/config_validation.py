@@ -201,6 +201,7 @@ def validate(config: config_dict.ConfigDict) -> None:
     c.integer("eval.ais_kde_centres", ge=1)
     c.number("eval.ais_kde_scale", gt=0)
     c.number("eval.ais_kde_margin", gt=0)
+    c.number("eval.ais_kde_tilt", ge=0)
     if _is_number(c.get("eval.ais_kde_margin")) and not c.get("eval.ais_kde_margin") < 1:
         c.errors.append(f"eval.ais_kde_margin={c.get('eval.ais_kde_margin')!r} must be in (0, 1): a fraction of the box's half-width")
     if c.get("eval.ais_base") == "box_kde" and c.get("dataset.name") not in ("mnist",):

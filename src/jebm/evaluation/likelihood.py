@@ -344,18 +344,29 @@ def box_kde_centres(points: Any, box: float, margin: float = 1e-3) -> np.ndarray
     return u.reshape(y.shape[0], -1).astype(np.float32)
 
 
-def _box_kde_base(centres: np.ndarray, scale: float) -> _Path:
-    """``q(u) = (1/N) Σ_i N(u; c_i, σ² I)`` on all of R^d (no box: the box lives in the transform)."""
+def _box_kde_base(centres: np.ndarray, scale: float, log_weights: np.ndarray | None = None) -> _Path:
+    """``q(u) = Σ_i π_i N(u; c_i, σ² I)`` on all of R^d (no box: the box lives in the transform).
+
+    ``π = softmax(log_weights)``, uniform (``1/N``) when ``log_weights`` is None.
+    """
     sbase.check_positive("base_scale", scale)
     c = jnp.asarray(centres, jnp.float32)
     n, dim = c.shape
+    if log_weights is None:
+        log_pi = np.full(n, -math.log(n))
+    else:
+        lw = np.asarray(log_weights, np.float64)
+        if lw.shape != (n,) or not np.all(np.isfinite(lw)):
+            raise ValueError(f"centre_log_weights must be {n} finite numbers (one per centre), got shape {lw.shape}")
+        log_pi = lw - scipy.special.logsumexp(lw)
+    log_pi = jnp.asarray(log_pi, jnp.float32)
     c2 = jnp.sum(c * c, axis=1)
-    log_norm = -math.log(n) - 0.5 * dim * math.log(2.0 * math.pi * scale**2)
+    log_norm = -0.5 * dim * math.log(2.0 * math.pi * scale**2)
 
     def logits(u):
         flat = jnp.reshape(u, (u.shape[0], -1))
         sq = jnp.sum(flat * flat, axis=1)[:, None] - 2.0 * flat @ c.T + c2[None, :]
-        return -0.5 * jnp.maximum(sq, 0.0) / scale**2
+        return -0.5 * jnp.maximum(sq, 0.0) / scale**2 + log_pi[None, :]
 
     def grad_log_q(u):
         resp = jax.nn.softmax(logits(u), axis=1)
@@ -364,7 +375,10 @@ def _box_kde_base(centres: np.ndarray, scale: float) -> _Path:
 
     def sample_q(key, shape):
         key_i, key_w = jax.random.split(key)
-        idx = jax.random.randint(key_i, (shape[0],), 0, n)
+        if log_weights is None:
+            idx = jax.random.randint(key_i, (shape[0],), 0, n)
+        else:
+            idx = jax.random.categorical(key_i, log_pi, shape=(shape[0],))
         return jnp.reshape(c[idx], shape) + scale * jax.random.normal(key_w, shape, jnp.float32)
 
     return _Path(lambda u: jax.nn.logsumexp(logits(u), axis=1) + log_norm, grad_log_q, sample_q, None)
@@ -386,7 +400,7 @@ class _Space(NamedTuple):
     from_x: Callable[[Array], Array]
 
 
-def _space(base, base_scale, dim, energy_fn, temperature, centres, box, margin) -> _Space:
+def _space(base, base_scale, dim, energy_fn, temperature, centres, box, margin, log_weights=None) -> _Space:
     """The chains' space for ``base``: x itself, or ``u = atanh(x/b)`` for ``box_kde``.
 
     For ``box_kde`` the chains run on ``u`` with the energy
@@ -395,8 +409,8 @@ def _space(base, base_scale, dim, energy_fn, temperature, centres, box, margin) 
     """
     sbase.check_choice("base", base, set(BASES))
     if base != "box_kde":
-        if centres is not None:
-            raise ValueError(f"centres are for base='box_kde', not base={base!r}")
+        if centres is not None or log_weights is not None:
+            raise ValueError(f"centres and centre_log_weights are for base='box_kde', not base={base!r}")
         identity = lambda x: x  # noqa: E731
         return _Space(_make_base(base, base_scale, dim), energy_fn, identity, identity)
     if centres is None:
@@ -411,7 +425,7 @@ def _space(base, base_scale, dim, energy_fn, temperature, centres, box, margin) 
     def from_x(x):
         return jnp.arctanh(jnp.clip(x / box, -1.0 + 1e-6, 1.0 - 1e-6))
 
-    return _Space(_box_kde_base(c, base_scale), energy_u, lambda u: box * jnp.tanh(u), from_x)
+    return _Space(_box_kde_base(c, base_scale, log_weights), energy_u, lambda u: box * jnp.tanh(u), from_x)
 
 
 def _sum_sq(x):
@@ -601,6 +615,7 @@ def ais(
     centres: Any = None,
     box: float = 1.0,
     centre_margin: float = 1e-3,
+    centre_log_weights: Any = None,
 ) -> AISResult:
     """Annealed importance sampling estimate of ``log Z`` (Neal, "Annealed importance sampling", 2001).
 
@@ -637,8 +652,10 @@ def ais(
 
     and the base is a Gaussian kernel density on ``centres`` (``N`` points of
     the box, e.g. training images; :func:`box_kde_centres`):
-    ``q(u) = (1/N) Σ_i N(u; c_i, σ² I)``, ``c_i = atanh(clip(y_i/b, ±(1 − δ)))`` with δ = ``centre_margin``,
-    ``σ = base_scale``. Nothing is rejected at the box's faces, where image
+    ``q(u) = Σ_i π_i N(u; c_i, σ² I)``, ``c_i = atanh(clip(y_i/b, ±(1 − δ)))`` with δ = ``centre_margin``,
+    ``σ = base_scale`` and ``π = softmax(centre_log_weights)`` (``1/N`` each by default; any
+    weights keep ``q`` normalised, so the estimate stays unbiased: weights that favour the
+    centres where the model puts its mass only lower its variance). Nothing is rejected at the box's faces, where image
     pixels sit, and the chains start next to the data instead of in uniform
     noise, whose energy on a trained CNN is 10⁵-10⁶ nats above the data's.
     ``q`` depends only on the centres, so with centres from the training set
@@ -681,7 +698,7 @@ def ais(
     _check_common(kernel, num_temps, transitions, temperature, target_accept, step_size, chunk_size)
     example_shape = tuple(int(s) for s in example_shape)
     dim = int(np.prod(example_shape))
-    space = _space(base, base_scale, dim, energy_fn, temperature, centres, box, centre_margin)
+    space = _space(base, base_scale, dim, energy_fn, temperature, centres, box, centre_margin, centre_log_weights)
     betas = sigmoid_schedule(num_temps, delta)
     fixed = _fixed_steps(step_size, step_sizes, num_temps)
     key_init, key_run = jax.random.split(rng_key)
@@ -732,6 +749,7 @@ def reverse_ais(
     centres: Any = None,
     box: float = 1.0,
     centre_margin: float = 1e-3,
+    centre_log_weights: Any = None,
 ) -> AISResult:
     """Reverse AIS from exact target samples: a stochastic upper bound on ``log Z``.
 
@@ -769,7 +787,7 @@ def reverse_ais(
     _check_common(kernel, num_temps, transitions, temperature, target_accept, step_size, chunk_size)
     samples = jnp.asarray(samples, jnp.float32)
     dim = int(np.prod(samples.shape[1:]))
-    space = _space(base, base_scale, dim, energy_fn, temperature, centres, box, centre_margin)
+    space = _space(base, base_scale, dim, energy_fn, temperature, centres, box, centre_margin, centre_log_weights)
     path = space.path
     if path.bounds is not None and not bool(jnp.all(sbase.in_bounds(samples, path.bounds))):
         raise ValueError(f"samples must lie in the base box [-{base_scale}, {base_scale}]^d")

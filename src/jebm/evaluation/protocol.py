@@ -24,6 +24,7 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
+import scipy.special
 from ml_collections import config_dict
 
 from jebm import fileio
@@ -118,7 +119,8 @@ def evaluate_toy(config, parts, params) -> tuple[dict, dict]:
 TOY_DIAGNOSTIC_CHAINS = 200
 
 
-def _ais_runs(config, energy_fn, example_shape, box: float, rng_key, centres=None) -> tuple[likelihood.AISResult, list[dict]]:
+def _ais_runs(config, energy_fn, example_shape, box: float, rng_key, centres=None,
+              centre_log_weights=None) -> tuple[likelihood.AISResult, list[dict]]:
     """AIS at ``eval.ais_temps`` and at each smaller K of ``eval.ais_curve`` (the convergence rows).
 
     The base is ``eval.ais_base``: the uniform density on the box, or (``"box_kde"``)
@@ -129,7 +131,7 @@ def _ais_runs(config, energy_fn, example_shape, box: float, rng_key, centres=Non
                   temperature=s.temperature, chunk_size=s.get("chunk_size", 0))
     if ec.ais_base == "box_kde":
         kwargs.update(base="box_kde", base_scale=ec.ais_kde_scale, centres=centres, box=box,
-                      centre_margin=ec.ais_kde_margin)
+                      centre_margin=ec.ais_kde_margin, centre_log_weights=centre_log_weights)
     rows, result = [], None
     for k in sorted({n for n in ec.ais_curve if n < ec.ais_temps} | {ec.ais_temps}):
         result = likelihood.ais(jax.random.fold_in(rng_key, k), energy_fn, example_shape, num_temps=k, **kwargs)
@@ -304,7 +306,9 @@ def image_likelihood(config, parts, params, rng_key) -> dict:
     picks the base: ``"box_kde"`` (MNIST's default) starts the chains next to
     ``eval.ais_kde_centres`` training images (a Gaussian kernel density of
     bandwidth ``eval.ais_kde_scale`` in ``atanh`` space, face pixels
-    ``eval.ais_kde_margin`` inside the box); ``"uniform"`` starts them in uniform
+    ``eval.ais_kde_margin`` inside the box, image i weighted by
+    ``π_i ∝ exp(−eval.ais_kde_tilt · E(y_i)/T)`` so that more chains start where the
+    model puts its mass); ``"uniform"`` starts them in uniform
     noise on the box, whose energy is 10⁵-10⁶ nats above the data's, and
     its bound is loose by about as much. ``log_likelihood_nats`` is the mean over
     ``eval.quality_reference`` held-out images of ``−E(y)/T − log Ẑ`` (continuous
@@ -325,8 +329,13 @@ def image_likelihood(config, parts, params, rng_key) -> dict:
     energy_fn = lambda y: parts.model.apply(params, y + center)  # noqa: E731  (AIS's box is centred at 0)
     train = parts.data.images.train_images[: config.dataset.get("max_train_images") or None]  # what it trained on
     pick = np.random.default_rng(config.seed).choice(len(train), min(ec.ais_kde_centres, len(train)), replace=False)
-    centres = mnist.preprocess(train[np.sort(pick)], config.dataset.scale) - center if ec.ais_base == "box_kde" else None
-    result, rows = _ais_runs(config, energy_fn, parts.data.example_shape, 0.5 * width, rng_key, centres)
+    centres, log_weights = None, None
+    if ec.ais_base == "box_kde":
+        centres = mnist.preprocess(train[np.sort(pick)], config.dataset.scale) - center
+        if ec.ais_kde_tilt > 0:
+            centre_energies = np.asarray(jax.jit(energy_fn)(jnp.asarray(centres)), np.float64)
+            log_weights = -ec.ais_kde_tilt * centre_energies / T
+    result, rows = _ais_runs(config, energy_fn, parts.data.example_shape, 0.5 * width, rng_key, centres, log_weights)
     test = mnist.preprocess(parts.data.images.test_images[: ec.quality_reference], config.dataset.scale)
     energies = np.asarray(jax.jit(lambda x: parts.model.apply(params, x))(jnp.asarray(test)), np.float64)
     d = math.prod(parts.data.example_shape)
@@ -338,9 +347,18 @@ def image_likelihood(config, parts, params, rng_key) -> dict:
         "num_temps": ec.ais_temps, "num_chains": ec.ais_chains, "n_test": int(len(test)),
         "mean_acceptance": float(np.mean(result.acceptance)), "convergence": rows,
         "base": ec.ais_base, "log_weight_std": float(np.std(result.log_weights)),
-        **({"kde_centres": int(len(centres)), "kde_scale": ec.ais_kde_scale, "kde_margin": ec.ais_kde_margin}
+        **({"kde_centres": int(len(centres)), "kde_scale": ec.ais_kde_scale, "kde_margin": ec.ais_kde_margin,
+            "kde_tilt": ec.ais_kde_tilt, "kde_effective_centres": _effective_count(log_weights, len(centres))}
            if centres is not None else {}),
     }
+
+
+def _effective_count(log_weights, n: int) -> float:
+    """``(Σπ)²/Σπ²`` of the kernel density's weights: how many centres the base really uses."""
+    if log_weights is None:
+        return float(n)
+    lw = np.asarray(log_weights, np.float64)
+    return float(np.exp(2 * scipy.special.logsumexp(lw) - scipy.special.logsumexp(2 * lw)))
 
 
 def long_run_lengths(config) -> list[int]:
