@@ -30,6 +30,7 @@ from pathlib import Path
 
 import jax
 import numpy as np
+import scipy.special
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common  # noqa: E402
@@ -59,6 +60,70 @@ def score(restored, base: str, temps: list[int], chains: int, scale=None, margin
     return out
 
 
+def by_class(restored, temps: int, chains: int) -> list[dict]:
+    """log Ẑ_c: AIS from a base built on class c's training digits alone, for each digit class c.
+
+    The base is ``box_kde`` on the first ``eval.ais_kde_centres`` training digits of class c
+    (tilted as configured). The chains stay near where they start (R̂ of the long runs'
+    energies is 5-7), so ``log Ẑ_c`` measures the model's mass near class c's digits (a
+    stochastic lower bound on it), and ``softmax(log Ẑ_c)`` the class proportions the model
+    would reach if its chains mixed between the classes.
+    """
+    from jebm.data import mnist
+    from jebm.evaluation import likelihood
+
+    config, parts, params = restored.config, restored.parts, restored.params
+    ec = config.eval
+    energy_fn = jax.jit(lambda y: parts.model.apply(params, y))
+    images = parts.data.images
+    train = images.train_images[: config.dataset.get("max_train_images") or None]
+    labels = images.train_labels[: len(train)]
+    test = mnist.preprocess(images.test_images[: ec.quality_reference], config.dataset.scale)
+    test_labels = images.test_labels[: ec.quality_reference]
+    test_energy = np.asarray(energy_fn(test), np.float64)
+    out = []
+    for c in range(10):
+        centres = mnist.preprocess(train[labels == c][: ec.ais_kde_centres], config.dataset.scale)
+        if not len(centres):
+            continue  # a class the training images lack
+        log_w = -ec.ais_kde_tilt * np.asarray(energy_fn(centres), np.float64) / config.sampler.temperature
+        t0 = time.time()
+        res = likelihood.ais(jax.random.key(config.seed + 0xC1A55 + c), energy_fn, parts.data.example_shape,
+                             num_chains=chains, num_temps=temps, base="box_kde", base_scale=ec.ais_kde_scale,
+                             centres=centres, centre_margin=ec.ais_kde_margin, centre_log_weights=log_w,
+                             kernel="mala", temperature=config.sampler.temperature, chunk_size=config.sampler.get("chunk_size", 0))
+        out.append({"class": c, "log_z": res.log_z, "ess": res.ess, "log_weight_std": float(np.std(res.log_weights)),
+                    "centres": int(len(centres)), "median_energy_held_out": float(np.median(test_energy[test_labels == c])),
+                    "wall_s": time.time() - t0})
+        print(f"class {c}: log Z-hat {res.log_z:.1f} sd(log w) {np.std(res.log_weights):.1f}", flush=True)
+    return out
+
+
+def independent_pixels(restored, smoothing: float = 0.1) -> dict:
+    """A reference: bits/dim of the held-out digits under independent per-pixel histograms of the training digits.
+
+    ``p(y) = Π_j h_j(y_j)`` with ``h_j`` the 256-level histogram of pixel j over the training
+    images plus ``smoothing`` counts per level: an exact discrete likelihood, no dequantisation.
+    """
+    config, images = restored.config, restored.parts.data.images
+    train = images.train_images[: config.dataset.get("max_train_images") or None]
+    train = train.reshape(len(train), -1)
+    test = images.test_images[: config.eval.quality_reference].reshape(-1, train.shape[1])
+    d = train.shape[1]
+    counts = np.stack([np.bincount(train[:, j], minlength=256) for j in range(d)]).astype(np.float64) + smoothing
+    log_p = np.log(counts / counts.sum(axis=1, keepdims=True))
+    nats = log_p[np.arange(d)[None, :], test].sum(axis=1)
+    return {"bits_per_dim": float(-nats.mean() / (d * math.log(2.0))), "smoothing": smoothing,
+            "n_train": int(len(train)), "n_test": int(len(test))}
+
+
+def _class_list(value) -> list[dict]:
+    """The ``by_class`` entries of a payload: a list (one per run), or one dict from an earlier version."""
+    if not value:
+        return []
+    return [value] if isinstance(value, dict) else list(value)
+
+
 def _f(v, spec):
     return "–" if v is None or not math.isfinite(v) else format(v, spec)
 
@@ -69,19 +134,28 @@ def write_outputs(out_dir: Path, payload: dict) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows, temps = payload["rows"], payload["temps"]
+    temps = payload["temps"]
+    first = {}
+    for i, (name, _) in enumerate(payload["runs"]):
+        first.setdefault(name, i)
+    payload["runs"] = sorted({n: w for n, w in payload["runs"]}.items(), key=lambda nw: first[nw[0]])
+    rows = payload["rows"] = sorted(payload["rows"], key=lambda r: (first.get(r["name"], len(first)), r["base"] != "uniform",
+                                                                     r["ais"].get("kde_tilt") or 0.0))
     _common.write_json(out_dir / "mnist_likelihood.json", payload)
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    fig, ax = plt.subplots(figsize=(8.0, 4.4))
+    colours = {n: f"C{i}" for i, n in enumerate(dict.fromkeys(r["name"] for r in rows))}
     for r in rows:
         if r["base"] != "box_kde":
             continue
+        tilt = r["ais"].get("kde_tilt") or 0.0
         ks = [c["num_temps"] for c in r["ais"]["convergence"]]
-        ax.plot(ks, [c["log_z"] for c in r["ais"]["convergence"]], "o-", label=r["name"])
+        ax.plot(ks, [c["log_z"] for c in r["ais"]["convergence"]], "o-" if tilt else "o--", color=colours[r["name"]],
+                label=f"{r['name']}, tilt {tilt:g}")
     ax.set_xscale("log")
     ax.set_xlabel("AIS temperatures K")
     ax.set_ylabel("log Ẑ (nats), box_kde base")
     ax.set_title("MNIST energies: AIS log Ẑ against K (a stochastic lower bound)")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
     fig.tight_layout()
     fig.savefig(out_dir / "mnist_likelihood.png", dpi=110)
     plt.close(fig)
@@ -110,6 +184,11 @@ def write_outputs(out_dir: Path, payload: dict) -> None:
         lines.append(f"| {r['name']} | {_f(r.get('fid'), '.1f')} | {base} | {curve} | {_f(a['ess'], '.1f')} "
                      f"| {_f(a['log_weight_std'], ',.0f')} | {_f(a['log_likelihood_nats'], ',.1f')} "
                      f"| {_f(a['bits_per_dim'], '.2f')} | {_f(a['wall_s'], '.0f')} |")
+    if payload.get("reference"):
+        ref = payload["reference"]
+        lines += ["", f"Reference: independent per-pixel histograms of the {ref['n_train']:,} training digits "
+                  f"(256 levels, {ref['smoothing']:g} added counts per level) give the {ref['n_test']:,} held-out digits "
+                  f"**{ref['bits_per_dim']:.2f} bits/dim**, an exact discrete likelihood."]
     if payload.get("scan"):
         s = payload["scan"]
         lines += ["", f"## Pilot: bandwidth and margin ({s['run']}, box_kde, K = {SCAN_TEMPS}, {payload['chains']} chains)", "",
@@ -118,8 +197,22 @@ def write_outputs(out_dir: Path, payload: dict) -> None:
         for scale in SCAN_SCALES:
             cells = [next(c["log_z"] for c in s["cells"] if c["scale"] == scale and c["margin"] == m) for m in SCAN_MARGINS]
             lines.append(f"| {scale} | " + " | ".join(_f(v, ',.1f') for v in cells) + " |")
+    for b in payload.get("by_class") or []:
+        z = np.array([r["log_z"] for r in b["rows"]])
+        share = np.exp(z - scipy.special.logsumexp(z))
+        lines += ["", f"## Where the mass is: AIS from one digit class at a time ({b['run']}, box_kde tilt {b['tilt']:g}, "
+                  f"K = {b['num_temps']}, {b['chains']} chains)", "",
+                  "log Ẑ_c: AIS from a base built on class c's training digits alone; the chains stay near where they start, "
+                  "so it measures the model's mass near class c (a stochastic lower bound on it). "
+                  "Share: softmax of log Ẑ_c, the class proportions the model would reach if its chains mixed.", "",
+                  "| class | log Ẑ_c | sd(log w) | log Ẑ_c − max | share | median held-out energy |",
+                  "|---:|---:|---:|---:|---:|---:|"]
+        for r, sh in zip(b["rows"], share):
+            lines.append(f"| {r['class']} | {_f(r['log_z'], ',.1f')} | {_f(r['log_weight_std'], '.1f')} "
+                         f"| {_f(r['log_z'] - z.max(), ',.1f')} | {sh:.3g} | {_f(r['median_energy_held_out'], ',.0f')} |")
     lines += ["", "![log Z against K](mnist_likelihood.png)", "", *_common.findings(out_dir / "mnist_likelihood.md"), "",
-              "Command: `" + payload["command"] + "`", "", "Runs:", *[f"- {n}: `{w}`" for n, w in payload["runs"]], "",
+              "## Commands", "", "Each row comes from one of them; the last tabulates:", "",
+              *[f"- `{c}`" for c in [*payload.get("commands", []), payload["command"]]], "", "Runs:", *[f"- {n}: `{w}`" for n, w in payload["runs"]], "",
               payload["environment"], ""]
     (out_dir / "mnist_likelihood.md").write_text("\n".join(lines))
 
@@ -133,6 +226,8 @@ def main(argv=None) -> int:
     p.add_argument("--temps", default="10,100,1000")
     p.add_argument("--chains", type=int, default=256)
     p.add_argument("--scan", action="store_true", help="pilot over bandwidth and margin on the first run")
+    p.add_argument("--by-class", type=int, default=0, metavar="K",
+                   help="also AIS with K temperatures from each digit class's training digits alone, on the first run")
     p.add_argument("--merge", action="store_true", help="keep the rows of runs already in the json that are not rerun")
     p.add_argument("--add-json", action="append", default=[],
                    help="also tabulate the rows of another run of this script (its mnist_likelihood.json)")
@@ -143,7 +238,7 @@ def main(argv=None) -> int:
 
     temps = sorted({int(k) for k in args.temps.split(",")})
     tilts = [float(t) for t in args.tilts.split(",")]
-    bases = args.bases.split(",")
+    bases = [b for b in args.bases.split(",") if b]
     for b in bases:
         if b not in ("uniform", "box_kde"):
             p.error(f"--bases: {b!r} is not one of ['box_kde', 'uniform']")
@@ -156,9 +251,11 @@ def main(argv=None) -> int:
     out_dir = Path(args.out_dir)
     old = json.loads((out_dir / "mnist_likelihood.json").read_text()) if args.merge and (out_dir / "mnist_likelihood.json").exists() else {}
     rows = [r for r in old.get("rows", []) if r["name"] not in {n for n, _ in runs}]
-    rows = sorted(rows, key=lambda r: r["name"])
     kept_runs = [(n, w) for n, w in old.get("runs", []) if n not in {m for m, _ in runs}]
     scan = old.get("scan") if not args.scan else None
+    reference = old.get("reference")
+    classes = _class_list(old.get("by_class"))
+    commands = list(old.get("commands", []))
     for extra in args.add_json:
         other = json.loads(Path(extra).read_text())
         if other["temps"] != temps or other["chains"] != args.chains:
@@ -166,11 +263,15 @@ def main(argv=None) -> int:
         rows += other["rows"]
         kept_runs += other["runs"]
         scan = scan or other.get("scan")
+        reference = reference or other.get("reference")
+        classes += [c for c in _class_list(other.get("by_class")) if c["run"] not in {k["run"] for k in classes}]
+        commands += other.get("commands") or [other["command"]]
     if not runs and not rows:
         p.error("nothing to tabulate: give --run NAME=WORKDIR or --add-json")
     restored = None
     for i, (name, workdir) in enumerate(runs):
         restored = api.restore(workdir)
+        reference = reference or independent_pixels(restored)
         summary = Path(workdir) / "summary.json"
         fid = (json.loads(summary.read_text()).get("quality") or {}).get("fid") if summary.exists() else None
         if args.scan and i == 0:
@@ -181,16 +282,23 @@ def main(argv=None) -> int:
                     cells.append({"scale": scale, "margin": margin, "log_z": a["log_z"], "ess": a["ess"]})
                     print(f"scan {name} scale={scale} margin={margin}: log Z-hat {a['log_z']:.1f}", flush=True)
             scan = {"run": name, "cells": cells}
+        if args.by_class and i == 0:
+            classes = [c for c in classes if c["run"] != name]
+            classes.append({"run": name, "num_temps": args.by_class, "chains": args.chains,
+                            "tilt": restored.config.eval.ais_kde_tilt, "rows": by_class(restored, args.by_class, args.chains)})
         for base, tilt in [(b, t) for b in bases for t in (tilts if b == "box_kde" else [0.0])]:
             a = score(restored, base, temps, args.chains, tilt=tilt)
             print(f"{name} {base} tilt {tilt}: log Z-hat {[round(c['log_z'], 1) for c in a['convergence']]} ESS {a['ess']:.1f} "
                   f"log p {a['log_likelihood_nats']:.1f} ({a['wall_s']:.0f} s)", flush=True)
             rows.append({"name": name, "workdir": workdir, "step": restored.step, "fid": fid, "base": base, "ais": a})
     config = restored.config if restored is not None else _common.load_config("configs/mnist_sgld.py")
-    payload = {"temps": temps, "chains": args.chains, "rows": rows, "scan": scan, "runs": kept_runs + runs,
+    payload = {"temps": temps, "chains": args.chains, "rows": rows, "scan": scan, "by_class": classes,
+               "reference": reference,
+               "runs": kept_runs + runs,
                "kde": {"centres": config.eval.ais_kde_centres, "scale": config.eval.ais_kde_scale,
                        "margin": config.eval.ais_kde_margin},
                "command": "python experiments/mnist_likelihood.py " + " ".join(sys.argv[1:] if argv is None else argv),
+               "commands": commands,
                "environment": _common.environment()}
     write_outputs(out_dir, payload)
     return 0

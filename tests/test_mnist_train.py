@@ -399,6 +399,7 @@ def test_presets(name, presets):
         assert 0.01 <= math.sqrt(2 * langevin_step) <= 0.021  # noise sd in [-1, 1] pixels
 
 
+@pytest.mark.usefixtures("fast_compiles")  # 13 small AIS programs: their compiles are the cost
 def test_mnist_likelihood_script_scores_a_run_from_both_bases(default_run, tmp_path):
     import sys
 
@@ -408,7 +409,7 @@ def test_mnist_likelihood_script_scores_a_run_from_both_bases(default_run, tmp_p
     config, workdir, _ = default_run
     out = tmp_path / "a"
     assert mnist_likelihood.main([f"--run=smoke={workdir}", "--temps=2,3", "--chains=4", "--tilts=0,1",
-                                  f"--out-dir={out}"]) == 0
+                                  "--by-class=2", f"--out-dir={out}"]) == 0
     payload = json.loads((out / "mnist_likelihood.json").read_text())
     rows = payload["rows"]
     assert [(r["base"], r["ais"].get("kde_tilt")) for r in rows] == [("uniform", None), ("box_kde", 0.0), ("box_kde", 1.0)]
@@ -418,6 +419,9 @@ def test_mnist_likelihood_script_scores_a_run_from_both_bases(default_run, tmp_p
     assert 1 <= rows[2]["ais"]["kde_effective_centres"] < 32  # tilted towards the low-energy images
     md = (out / "mnist_likelihood.md").read_text()
     assert "| smoke |" in md and "box_kde, tilt 1" in md and (out / "mnist_likelihood.png").stat().st_size > 0
+    classes = payload["by_class"][0]["rows"]
+    assert classes and all(math.isfinite(r["log_z"]) and 0 <= r["class"] <= 9 for r in classes)
+    assert "## Where the mass is" in md
     # a second call tabulates the first's rows without rerunning them
     assert mnist_likelihood.main([f"--add-json={out / 'mnist_likelihood.json'}", "--temps=2,3", "--chains=4",
                                   f"--out-dir={tmp_path / 'b'}"]) == 0
