@@ -6,9 +6,10 @@ evaluation uses) and estimates ``log Z`` of the model read as a density on [−1
 
 * ``uniform``: chains start in uniform noise on the box, MALA proposals outside it are rejected;
 * ``box_kde``: chains run on ``u = atanh(x)`` from a Gaussian kernel density of
-  ``eval.ais_kde_centres`` training images (``eval.ais_kde_scale``, ``eval.ais_kde_margin``).
+  ``eval.ais_kde_centres`` training images (``eval.ais_kde_scale``, ``eval.ais_kde_margin``), each
+  ``--tilts`` value weighting image i by ``exp(−tilt·E(y_i)/T)``;
 
-at every number of temperatures in ``--temps`` (fresh chains each, ``--chains`` of them), and
+both at every number of temperatures in ``--temps`` (fresh chains each, ``--chains`` of them), and
 tabulates log Ẑ, the weights' ESS and spread, and the held-out log-likelihood it implies. AIS's
 log Ẑ is a stochastic lower bound on log Z whatever the base, so the larger of two estimates is
 the better one and the held-out log-likelihood (−E − log Ẑ) is a stochastic upper bound.
@@ -250,6 +251,9 @@ def main(argv=None) -> int:
         runs.append((name, workdir))
     out_dir = Path(args.out_dir)
     old = json.loads((out_dir / "mnist_likelihood.json").read_text()) if args.merge and (out_dir / "mnist_likelihood.json").exists() else {}
+    if old and (old["temps"] != temps or old["chains"] != args.chains):
+        p.error(f"--merge: {out_dir / 'mnist_likelihood.json'} has temps {old['temps']} / chains {old['chains']}; "
+                f"pass the same --temps and --chains")
     rows = [r for r in old.get("rows", []) if r["name"] not in {n for n, _ in runs}]
     kept_runs = [(n, w) for n, w in old.get("runs", []) if n not in {m for m, _ in runs}]
     scan = old.get("scan") if not args.scan else None

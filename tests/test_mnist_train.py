@@ -426,3 +426,9 @@ def test_mnist_likelihood_script_scores_a_run_from_both_bases(default_run, tmp_p
     assert mnist_likelihood.main([f"--add-json={out / 'mnist_likelihood.json'}", "--temps=2,3", "--chains=4",
                                   f"--out-dir={tmp_path / 'b'}"]) == 0
     assert json.loads((tmp_path / "b" / "mnist_likelihood.json").read_text())["rows"] == rows
+    with pytest.raises(SystemExit):  # merging rows scored at other temperatures would mislabel the table
+        mnist_likelihood.main(["--add-json", str(out / "mnist_likelihood.json"), "--temps=2,4", "--chains=4",
+                               f"--out-dir={tmp_path / 'c'}"])
+    with pytest.raises(SystemExit):
+        mnist_likelihood.main([f"--run=smoke={workdir}", "--merge", "--temps=2,4", "--chains=4", "--bases=uniform",
+                               f"--out-dir={out}"])
