@@ -71,9 +71,11 @@ def by_class(restored, temps: int, chains: int) -> list[dict]:
     would reach if its chains mixed between the classes.
     """
     from jebm.data import mnist
-    from jebm.evaluation import likelihood
+    from jebm.evaluation import likelihood, protocol
 
-    config, parts, params = restored.config, restored.parts, restored.params
+    parts, params = restored.parts, restored.params
+    config = restored.config.copy_and_resolve_references()
+    config.eval.ais_base, config.eval.ais_chains = "box_kde", chains
     ec = config.eval
     energy_fn = jax.jit(lambda y: parts.model.apply(params, y))
     images = parts.data.images
@@ -84,15 +86,13 @@ def by_class(restored, temps: int, chains: int) -> list[dict]:
     test_energy = np.asarray(energy_fn(test), np.float64)
     out = []
     for c in range(10):
-        centres = mnist.preprocess(train[labels == c][: ec.ais_kde_centres], config.dataset.scale)
-        if not len(centres):
+        class_images = train[labels == c][: ec.ais_kde_centres]
+        if not len(class_images):
             continue  # a class the training images lack
-        log_w = -ec.ais_kde_tilt * np.asarray(energy_fn(centres), np.float64) / config.sampler.temperature
+        centres, log_w = protocol.kde_centres(config, energy_fn, class_images)
         t0 = time.time()
         res = likelihood.ais(jax.random.key(config.seed + 0xC1A55 + c), energy_fn, parts.data.example_shape,
-                             num_chains=chains, num_temps=temps, base="box_kde", base_scale=ec.ais_kde_scale,
-                             centres=centres, centre_margin=ec.ais_kde_margin, centre_log_weights=log_w,
-                             kernel="mala", temperature=config.sampler.temperature, chunk_size=config.sampler.get("chunk_size", 0))
+                             num_temps=temps, **protocol.ais_kwargs(config, 1.0, centres, log_w))
         out.append({"class": c, "log_z": res.log_z, "ess": res.ess, "log_weight_std": float(np.std(res.log_weights)),
                     "centres": int(len(centres)), "median_energy_held_out": float(np.median(test_energy[test_labels == c])),
                     "wall_s": time.time() - t0})

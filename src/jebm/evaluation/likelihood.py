@@ -69,6 +69,7 @@ __all__ = [
     "ais_convergence",
     "bootstrap_log_z_std",
     "box_kde_centres",
+    "effective_sample_size",
     "grid_log_density",
     "grid_samples",
     "log_partition_grid",
@@ -503,14 +504,19 @@ def _build_transition(kernel: str, path: _Path, energy_fn, temperature: float, n
     return {"mala": mala, "hmc": hmc}[kernel]
 
 
+def effective_sample_size(log_weights: Any) -> float:
+    """``(Σw)² / Σw²`` of weights given by their logs (computed without leaving log space)."""
+    log_w = np.asarray(log_weights, np.float64)
+    return float(np.exp(2.0 * scipy.special.logsumexp(log_w) - scipy.special.logsumexp(2.0 * log_w)))
+
+
 def _summarise(log_w: np.ndarray, sign: float) -> tuple[float, float, float]:
     """``(log_z, log_z_std, ess)`` from log weights; ``sign=-1`` for reverse weights."""
     n = log_w.shape[0]
     lse = float(scipy.special.logsumexp(log_w))
     normalised = np.exp(log_w - lse) * n  # w / mean(w)
     std = float(np.std(normalised, ddof=1) / math.sqrt(n)) if n > 1 else float("nan")
-    ess = float(np.exp(2.0 * lse - scipy.special.logsumexp(2.0 * log_w)))
-    return sign * (lse - math.log(n)), std, ess
+    return sign * (lse - math.log(n)), std, effective_sample_size(log_w)
 
 
 def bootstrap_log_z_std(log_weights: Any, rng_key: Array, num_resamples: int = 1000) -> float:

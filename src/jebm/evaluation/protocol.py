@@ -24,7 +24,6 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
-import scipy.special
 from ml_collections import config_dict
 
 from jebm import fileio
@@ -126,17 +125,43 @@ def _ais_runs(config, energy_fn, example_shape, box: float, rng_key, centres=Non
     The base is ``eval.ais_base``: the uniform density on the box, or (``"box_kde"``)
     a kernel density of ``centres`` in ``atanh`` space (:func:`jebm.evaluation.likelihood.ais`).
     """
+    ec = config.eval
+    kwargs = ais_kwargs(config, box, centres, centre_log_weights)
+    rows, result = [], None
+    for k in sorted({n for n in ec.ais_curve if n < ec.ais_temps} | {ec.ais_temps}):
+        result = likelihood.ais(jax.random.fold_in(rng_key, k), energy_fn, example_shape, num_temps=k, **kwargs)
+        rows.append({"num_temps": k, "log_z": result.log_z, "log_z_std": result.log_z_std, "ess": result.ess})
+    return result, rows
+
+
+def ais_kwargs(config, box: float, centres=None, centre_log_weights=None) -> dict:
+    """:func:`jebm.evaluation.likelihood.ais`'s arguments but the key, energy, shape and K, from ``config.eval``.
+
+    ``eval.ais_base="uniform"``: the uniform density on ``[−box, box]^d``; ``"box_kde"``:
+    the kernel density of ``centres`` (weighted by ``centre_log_weights``, see :func:`kde_centres`).
+    """
     ec, s = config.eval, config.sampler
     kwargs = dict(num_chains=ec.ais_chains, base="uniform", base_scale=box, kernel="mala",
                   temperature=s.temperature, chunk_size=s.get("chunk_size", 0))
     if ec.ais_base == "box_kde":
         kwargs.update(base="box_kde", base_scale=ec.ais_kde_scale, centres=centres, box=box,
                       centre_margin=ec.ais_kde_margin, centre_log_weights=centre_log_weights)
-    rows, result = [], None
-    for k in sorted({n for n in ec.ais_curve if n < ec.ais_temps} | {ec.ais_temps}):
-        result = likelihood.ais(jax.random.fold_in(rng_key, k), energy_fn, example_shape, num_temps=k, **kwargs)
-        rows.append({"num_temps": k, "log_z": result.log_z, "log_z_std": result.log_z_std, "ess": result.ess})
-    return result, rows
+    return kwargs
+
+
+def kde_centres(config, energy_fn, images: np.ndarray, center: float = 0.0) -> tuple[np.ndarray, np.ndarray | None]:
+    """The ``box_kde`` base's centres and their log weights, from stored (uint8) images.
+
+    Centres: the images preprocessed to ``dataset.scale`` and shifted by ``-center`` (AIS's box
+    is centred at 0). Log weights: ``−eval.ais_kde_tilt · E(y_i)/T`` (``energy_fn`` takes the
+    shifted centres), None for equal weights (tilt 0).
+    """
+    ec = config.eval
+    centres = mnist.preprocess(images, config.dataset.scale) - center
+    if ec.ais_kde_tilt <= 0:
+        return centres, None
+    energies = np.asarray(jax.jit(energy_fn)(jnp.asarray(centres)), np.float64)
+    return centres, -ec.ais_kde_tilt * energies / config.sampler.temperature
 
 
 def toy_likelihood(config, parts, params, held_out: np.ndarray, rng_key, lim: float | None = None) -> dict:
@@ -327,14 +352,11 @@ def image_likelihood(config, parts, params, rng_key) -> dict:
     center = 0.5 * (low + high)
     width = high - low
     energy_fn = lambda y: parts.model.apply(params, y + center)  # noqa: E731  (AIS's box is centred at 0)
-    train = parts.data.images.train_images[: config.dataset.get("max_train_images") or None]  # what it trained on
-    pick = np.random.default_rng(config.seed).choice(len(train), min(ec.ais_kde_centres, len(train)), replace=False)
     centres, log_weights = None, None
     if ec.ais_base == "box_kde":
-        centres = mnist.preprocess(train[np.sort(pick)], config.dataset.scale) - center
-        if ec.ais_kde_tilt > 0:
-            centre_energies = np.asarray(jax.jit(energy_fn)(jnp.asarray(centres)), np.float64)
-            log_weights = -ec.ais_kde_tilt * centre_energies / T
+        train = parts.data.images.train_images[: config.dataset.get("max_train_images") or None]  # what it trained on
+        pick = np.random.default_rng(config.seed).choice(len(train), min(ec.ais_kde_centres, len(train)), replace=False)
+        centres, log_weights = kde_centres(config, energy_fn, train[np.sort(pick)], center)
     result, rows = _ais_runs(config, energy_fn, parts.data.example_shape, 0.5 * width, rng_key, centres, log_weights)
     test = mnist.preprocess(parts.data.images.test_images[: ec.quality_reference], config.dataset.scale)
     energies = np.asarray(jax.jit(lambda x: parts.model.apply(params, x))(jnp.asarray(test)), np.float64)
@@ -348,17 +370,10 @@ def image_likelihood(config, parts, params, rng_key) -> dict:
         "mean_acceptance": float(np.mean(result.acceptance)), "convergence": rows,
         "base": ec.ais_base, "log_weight_std": float(np.std(result.log_weights)),
         **({"kde_centres": int(len(centres)), "kde_scale": ec.ais_kde_scale, "kde_margin": ec.ais_kde_margin,
-            "kde_tilt": ec.ais_kde_tilt, "kde_effective_centres": _effective_count(log_weights, len(centres))}
+            "kde_tilt": ec.ais_kde_tilt,
+            "kde_effective_centres": float(len(centres)) if log_weights is None else likelihood.effective_sample_size(log_weights)}
            if centres is not None else {}),
     }
-
-
-def _effective_count(log_weights, n: int) -> float:
-    """``(Σπ)²/Σπ²`` of the kernel density's weights: how many centres the base really uses."""
-    if log_weights is None:
-        return float(n)
-    lw = np.asarray(log_weights, np.float64)
-    return float(np.exp(2 * scipy.special.logsumexp(lw) - scipy.special.logsumexp(2 * lw)))
 
 
 def long_run_lengths(config) -> list[int]:
