@@ -58,7 +58,7 @@ BEST_ROWS = [
     ("sgld_quadratic", "SGLD (activation)", "configs/gmm_sgld.py:quadratic,stable", *_PAPER["sgld_quadratic"]),
     ("sghmc_pcd", "SGHMC (with PCD)", "configs/gmm_sghmc.py:pcd,cosine", *_PAPER["sghmc_pcd"]),
     ("sghmc_nopcd", "SGHMC (no PCD)", "configs/gmm_sghmc.py:nopcd,cosine", *_PAPER["sghmc_nopcd"]),
-    ("sghmc_quadratic", "SGHMC (activation)", "configs/gmm_sghmc.py:quadratic,cosine,lr_0_02", *_PAPER["sghmc_quadratic"]),
+    ("sghmc_quadratic", "SGHMC (activation)", "configs/gmm_sghmc.py:quadratic,cosine,lr_0_02,small_out_init", *_PAPER["sghmc_quadratic"]),
     ("sgld_quadratic_eq20", "SGLD (activation), Eq. 20 (offset 0)", "configs/gmm_sgld.py:quadratic,stable,eq20",
      *_PAPER["sgld_quadratic"]),
     ("sghmc_quadratic_eq20", "SGHMC (activation), Eq. 20 (offset 0)", "configs/gmm_sghmc.py:quadratic,cosine,eq20",
