@@ -38,6 +38,8 @@ def findings(md: Path) -> list[str]:
         return []
     start = lines.index(FINDINGS)
     end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith(("## ", "jax "))), len(lines))
+    while end > start + 1 and not lines[end - 1].strip():  # the writer adds its own blank line after it
+        end -= 1
     return lines[start:end]
 
 

@@ -432,3 +432,11 @@ def test_mnist_likelihood_script_scores_a_run_from_both_bases(default_run, tmp_p
     with pytest.raises(SystemExit):
         mnist_likelihood.main([f"--run=smoke={workdir}", "--merge", "--temps=2,4", "--chains=4", "--bases=uniform",
                                f"--out-dir={out}"])
+    # --merge keeps the earlier rows, the earlier command and the hand-written reading, and reruns do not pile up blank lines
+    md_path = out / "mnist_likelihood.md"
+    md_path.write_text(md.replace("## Commands", "## What it shows\n\n- the hand-written reading\n\n## Commands"))
+    for _ in range(2):
+        assert mnist_likelihood.main(["--merge", "--temps=2,3", "--chains=4", "--bases=", f"--out-dir={out}"]) == 0
+    merged = md_path.read_text()
+    assert merged.count("- the hand-written reading") == 1 and "\n\n\n" not in merged
+    assert f"--run=smoke={workdir}" in merged and json.loads((out / "mnist_likelihood.json").read_text())["rows"] == rows
