@@ -259,7 +259,12 @@ def main(argv=None) -> int:
     if old and (old["temps"] != temps or old["chains"] != args.chains):
         p.error(f"--merge: {out_dir / 'mnist_likelihood.json'} has temps {old['temps']} / chains {old['chains']}; "
                 f"pass the same --temps and --chains")
-    rows = [r for r in old.get("rows", []) if r["name"] not in {n for n, _ in runs}]
+    scored = [(b, t) for b in bases for t in (tilts if b == "box_kde" else [0.0])]  # the rows each --run gets
+
+    def _rescored(r):  # an earlier row that this call scores again
+        return r["name"] in {n for n, _ in runs} and (r["base"], r["ais"].get("kde_tilt") or 0.0) in scored
+
+    rows = [r for r in old.get("rows", []) if not _rescored(r)]
     kept_runs = [(n, w) for n, w in old.get("runs", []) if n not in {m for m, _ in runs}]
     scan = old.get("scan") if not args.scan else None
     reference = old.get("reference")
@@ -295,7 +300,7 @@ def main(argv=None) -> int:
             classes = [c for c in classes if c["run"] != name]
             classes.append({"run": name, "num_temps": args.by_class, "chains": args.chains,
                             "tilt": restored.config.eval.ais_kde_tilt, "rows": by_class(restored, args.by_class, args.chains)})
-        for base, tilt in [(b, t) for b in bases for t in (tilts if b == "box_kde" else [0.0])]:
+        for base, tilt in scored:
             a = score(restored, base, temps, args.chains, tilt=tilt)
             print(f"{name} {base} tilt {tilt}: log Z-hat {[round(c['log_z'], 1) for c in a['convergence']]} ESS {a['ess']:.1f} "
                   f"log p {a['log_likelihood_nats']:.1f} ({a['wall_s']:.0f} s)", flush=True)

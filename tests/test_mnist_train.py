@@ -440,3 +440,7 @@ def test_mnist_likelihood_script_scores_a_run_from_both_bases(default_run, tmp_p
     merged = md_path.read_text()
     assert merged.count("- the hand-written reading") == 1 and "\n\n\n" not in merged
     assert f"--run=smoke={workdir}" in merged and json.loads((out / "mnist_likelihood.json").read_text())["rows"] == rows
+    # naming a run again replaces only the rows it scores again (none here: --bases= is for --by-class alone)
+    assert mnist_likelihood.main([f"--run=smoke={workdir}", "--merge", "--temps=2,3", "--chains=4", "--bases=",
+                                  f"--out-dir={out}"]) == 0
+    assert json.loads((out / "mnist_likelihood.json").read_text())["rows"] == rows
