@@ -79,8 +79,7 @@ def by_class(restored, temps: int, chains: int) -> list[dict]:
     ec = config.eval
     energy_fn = jax.jit(lambda y: parts.model.apply(params, y))
     images = parts.data.images
-    train = images.train_images[: config.dataset.get("max_train_images") or None]
-    labels = images.train_labels[: len(train)]
+    train, labels = protocol.training_images(config, images)
     test = mnist.preprocess(images.test_images[: ec.quality_reference], config.dataset.scale)
     test_labels = images.test_labels[: ec.quality_reference]
     test_energy = np.asarray(energy_fn(test), np.float64)
@@ -106,8 +105,10 @@ def independent_pixels(restored, smoothing: float = 0.1) -> dict:
     ``p(y) = Π_j h_j(y_j)`` with ``h_j`` the 256-level histogram of pixel j over the training
     images plus ``smoothing`` counts per level: an exact discrete likelihood, no dequantisation.
     """
+    from jebm.evaluation import protocol
+
     config, images = restored.config, restored.parts.data.images
-    train = images.train_images[: config.dataset.get("max_train_images") or None]
+    train, _ = protocol.training_images(config, images)
     train = train.reshape(len(train), -1)
     test = images.test_images[: config.eval.quality_reference].reshape(-1, train.shape[1])
     d = train.shape[1]

@@ -149,6 +149,12 @@ def ais_kwargs(config, box: float, centres=None, centre_log_weights=None) -> dic
     return kwargs
 
 
+def training_images(config, images) -> tuple[np.ndarray, np.ndarray]:
+    """The stored (uint8) training images and labels the run trained on: the first ``dataset.max_train_images`` (0 = all)."""
+    n = config.dataset.get("max_train_images") or None
+    return images.train_images[:n], images.train_labels[:n]
+
+
 def kde_centres(config, energy_fn, images: np.ndarray, center: float = 0.0) -> tuple[np.ndarray, np.ndarray | None]:
     """The ``box_kde`` base's centres and their log weights, from stored (uint8) images.
 
@@ -354,7 +360,7 @@ def image_likelihood(config, parts, params, rng_key) -> dict:
     energy_fn = lambda y: parts.model.apply(params, y + center)  # noqa: E731  (AIS's box is centred at 0)
     centres, log_weights = None, None
     if ec.ais_base == "box_kde":
-        train = parts.data.images.train_images[: config.dataset.get("max_train_images") or None]  # what it trained on
+        train, _ = training_images(config, parts.data.images)
         pick = np.random.default_rng(config.seed).choice(len(train), min(ec.ais_kde_centres, len(train)), replace=False)
         centres, log_weights = kde_centres(config, energy_fn, train[np.sort(pick)], center)
     result, rows = _ais_runs(config, energy_fn, parts.data.example_shape, 0.5 * width, rng_key, centres, log_weights)
