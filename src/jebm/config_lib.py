@@ -41,7 +41,7 @@ def base_config() -> config_dict.ConfigDict:
     c.dataset.max_train_images = 0  # 0 = all
 
     c.energy = config_dict.ConfigDict()
-    c.energy.name = "toy_mlp"  # toy_mlp | mlp | lenet | custom_cnn
+    c.energy.name = "toy_mlp"  # toy_mlp | mlp | lenet | custom_cnn | nonlocal_cnn
     c.energy.head = "linear"  # linear | quadratic | beta | gamma | beta_gamma | none (E = the network's output)
     c.energy.head_offset = config_dict.placeholder(float)  # None: 1.0 for quadratic, else 0.0
     # Heads beta / beta_gamma: β learnable (True) or fixed at beta_init (False, the report's
@@ -51,7 +51,8 @@ def base_config() -> config_dict.ConfigDict:
     c.energy.activation = ""  # "" = the network's default
     c.energy.hidden = config_dict.placeholder(tuple)  # mlp widths; None = 32-64-64-64
     c.energy.out_init_std = config_dict.placeholder(float)  # None = Flax's default init
-    c.energy.conv_impl = ""  # custom_cnn, lenet: "" (im2col on the CPU, xla elsewhere) | xla (lax.conv) | im2col (same function)
+    c.energy.channels = 0  # nonlocal_cnn: the first convolution's width (0 = the network's default, 32)
+    c.energy.conv_impl = ""  # custom_cnn, lenet, nonlocal_cnn: "" (im2col on the CPU, xla elsewhere) | xla (lax.conv) | im2col (same function)
     # custom_cnn / lenet: spectral normalisation of every layer's kernel, W / σ̂(W) with σ̂ from
     # this many power iterations per call (networks.spectral_normalize); 0 = off.
     c.energy.spectral_norm = 0

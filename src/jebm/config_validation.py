@@ -14,7 +14,7 @@ from jebm import losses, optim
 from jebm.data import mnist, pipeline
 from jebm.energies.heads import BETA_HEADS, HEADS
 from jebm.energies.networks import ACTIVATIONS, DENSE_INITS
-from jebm.energies.factory import NETWORKS, NO_HEAD
+from jebm.energies.factory import CNN_NETWORKS, NETWORKS, NO_HEAD
 from jebm.samplers import factory as sampler_factory
 from jebm.samplers.sghmc import INTEGRATORS
 
@@ -117,9 +117,13 @@ def validate(config: config_dict.ConfigDict) -> None:
     conv = c.get("energy.conv_impl")
     if conv not in ("", "xla", "im2col"):
         c.errors.append(f"energy.conv_impl={conv!r} is not one of ['', 'im2col', 'xla'] ('' = im2col on the CPU, xla elsewhere)")
-    elif conv and c.get("energy.name") not in ("custom_cnn", "lenet"):
-        c.errors.append(f"energy.conv_impl={conv!r} applies to energy.name in ['custom_cnn', 'lenet'], "
+    elif conv and c.get("energy.name") not in CNN_NETWORKS:
+        c.errors.append(f"energy.conv_impl={conv!r} applies to energy.name in {sorted(CNN_NETWORKS)}, "
                         f"not {c.get('energy.name')!r}")
+    c.integer("energy.channels", ge=0)
+    if _is_int(c.get("energy.channels")) and c.get("energy.channels") > 0 and c.get("energy.name") != "nonlocal_cnn":
+        c.errors.append(f"energy.channels={c.get('energy.channels')!r} applies to energy.name='nonlocal_cnn', "
+                        f"not {c.get('energy.name')!r} (0 = the network's default)")
     c.integer("energy.spectral_norm", ge=0)
     if _is_int(c.get("energy.spectral_norm")) and c.get("energy.spectral_norm") > 0 and c.get("energy.name") not in ("custom_cnn", "lenet"):
         c.errors.append(f"energy.spectral_norm={c.get('energy.spectral_norm')!r} applies to energy.name in "

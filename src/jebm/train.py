@@ -31,6 +31,7 @@ from jebm import checkpoint, config_validation, evaluation, fileio, losses, opti
 from jebm.evaluation import diagnostics
 from jebm.data import pipeline
 from jebm.energies import heads, make_energy
+from jebm.energies.factory import CNN_NETWORKS
 from jebm.energies import with_head as make_energy_with_head
 from jebm.samplers import factory as sampler_factory
 from jebm.samplers import init as chain_init
@@ -185,8 +186,10 @@ def backbone_options(e) -> dict:
         options["out_init_std"] = e.out_init_std
     if e.param_init:
         options["param_init"] = e.param_init
-    if e.name in ("custom_cnn", "lenet"):
+    if e.name in CNN_NETWORKS:
         options["conv_impl"] = resolve_conv_impl(e.conv_impl)
+    if e.get("channels", 0):
+        options["channels"] = int(e.channels)
     if e.get("spectral_norm", 0):
         options["spectral_norm"] = int(e.spectral_norm)
     return options

@@ -21,6 +21,7 @@ from jebm.energies.networks import (
     MLP,
     CustomCNN,
     LeNet,
+    NonlocalCNN,
     TOY_HIDDEN,
     ToyMLP,
     check_choice,
@@ -30,7 +31,9 @@ from jebm.energies.networks import (
 Array = jax.Array
 EnergyFn = Callable[[Array], Array]
 
-BUILT_IN_NETWORKS = {"custom_cnn": CustomCNN, "lenet": LeNet, "mlp": MLP, "toy_mlp": ToyMLP}
+BUILT_IN_NETWORKS = {"custom_cnn": CustomCNN, "lenet": LeNet, "mlp": MLP, "nonlocal_cnn": NonlocalCNN, "toy_mlp": ToyMLP}
+# The image networks whose convolutions ``energy.conv_impl`` chooses.
+CNN_NETWORKS = ("custom_cnn", "lenet", "nonlocal_cnn")
 # Live: jebm's own backbones and those added by ``register`` (configs choose from it).
 NETWORKS = dict(BUILT_IN_NETWORKS)
 
@@ -83,7 +86,8 @@ def make_energy(
 
     Args:
       name: backbone, one of ``sorted(NETWORKS)``: ``"custom_cnn"``,
-        ``"lenet"``, ``"mlp"``, ``"toy_mlp"`` or a name added by :func:`register`.
+        ``"lenet"``, ``"mlp"``, ``"nonlocal_cnn"``, ``"toy_mlp"`` or a name added by
+        :func:`register`.
       head: one of ``HEADS``: ``"beta"``, ``"beta_gamma"``, ``"gamma"``,
         ``"linear"``, ``"quadratic"``, or ``"none"`` (E = f, no head).
       head_offset: constant added to ``f`` before the head; ``None`` takes the

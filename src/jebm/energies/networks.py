@@ -505,3 +505,95 @@ class CustomCNN(nn.Module):
         h = act(dense(64, name="fc1")(flatten_examples(h)))
         out = dense(1, kernel_init=output_kernel_init(self.out_init_std), name="fc2")(h)
         return out[:, 0]
+
+
+class NonLocalBlock(nn.Module):
+    """A non-local (self-attention) block, Wang et al., *Non-local Neural Networks* (CVPR 2018).
+
+    For an ``(n, h, w, c)`` input ``x`` with ``k = max(1, c // 2)``:
+    ``θ = x W_θ``, ``φ = pool(x W_φ)``, ``g = pool(x W_g)`` (1x1 convolutions, ``pool`` a
+    2x2 max-pool when ``sub_sample``), ``y = softmax(θ φᵀ) g`` over the pooled positions,
+    and the block returns ``x + y W_out`` with ``W_out`` (and its bias) initialised to zero,
+    so the block starts as the identity.
+
+    Attributes:
+      sub_sample: max-pool φ and g by 2 (4x fewer keys), as Nijkamp et al.'s MNIST net does.
+      dtype: computation dtype.
+      param_dtype: parameter dtype.
+    """
+
+    sub_sample: bool = True
+    dtype: Optional[Dtype] = None
+    param_dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: Array) -> Array:
+        n, h, w, c = x.shape
+        k = max(1, c // 2)
+        dense = functools.partial(nn.Dense, dtype=self.dtype, param_dtype=self.param_dtype)
+        theta = dense(k, name="theta")(x).reshape(n, h * w, k)
+        phi = dense(k, name="phi")(x)
+        g = dense(k, name="g")(x)
+        if self.sub_sample:
+            phi = nn.max_pool(phi, (2, 2), strides=(2, 2))
+            g = nn.max_pool(g, (2, 2), strides=(2, 2))
+        phi = phi.reshape(n, -1, k)
+        g = g.reshape(n, -1, k)
+        attention = jax.nn.softmax(jnp.einsum("npk,nqk->npq", theta, phi), axis=-1)
+        y = jnp.einsum("npq,nqk->npk", attention, g).reshape(n, h, w, k)
+        zeros = nn.initializers.zeros
+        return x + dense(c, kernel_init=zeros, bias_init=zeros, name="out")(y)
+
+
+class NonlocalCNN(nn.Module):
+    """The small non-local CNN of Nijkamp, Hill, Han, Zhu & Wu's convergent MNIST model.
+
+    From *On the Anatomy of MCMC-Based Maximum Likelihood Learning of Energy-Based Models*
+    (AAAI 2020), with ``c = channels``:
+    ``conv3x3(c) -> act -> maxpool2 -> NonLocalBlock -> conv3x3(2c) -> act -> maxpool2 ->
+    NonLocalBlock -> conv3x3(4c) -> act -> maxpool2 -> fc(8c) -> act -> fc(1)``
+    (stride 1, padding 1). On jebm's 28x28 images the spatial sizes are
+    28 -> 14 -> 7 -> 3 (their 32x32 inputs give 4); ``channels = 32`` is their width
+    (~0.6M parameters at 32x32, ~0.43M at 28x28).
+
+    Attributes:
+      channels: the first convolution's width ``c``.
+      activation: one of ``ACTIVATIONS``; LeakyReLU(0.05) as in their code.
+      leaky_slope: negative-side slope of LeakyReLU.
+      out_init_std: see ``output_kernel_init``.
+      dtype: computation dtype.
+      param_dtype: parameter dtype.
+      conv_impl: ``"xla"`` or ``"im2col"``, as in ``CustomCNN`` (same function, speed only).
+      micro_batch: with ``conv_impl="im2col"``, examples per convolution call.
+    """
+
+    channels: int = 32
+    activation: str = "leaky_relu"
+    leaky_slope: float = DEFAULT_LEAKY_SLOPE
+    out_init_std: Optional[float] = None
+    dtype: Optional[Dtype] = None
+    param_dtype: Dtype = jnp.float32
+    conv_impl: str = "xla"
+    micro_batch: Optional[int] = DEFAULT_MICRO_BATCH
+
+    @nn.compact
+    def __call__(self, x: Array) -> Array:
+        """Return ``f(x)`` of shape ``(n,)`` for images ``(n, 28, 28[, 1])``."""
+        check_choice("conv_impl", self.conv_impl, CONV_IMPLS)
+        act = activation_fn(self.activation, self.leaky_slope)
+        conv = functools.partial(
+            nn.Conv, kernel_size=(3, 3), padding=((1, 1), (1, 1)), dtype=self.dtype, param_dtype=self.param_dtype,
+            conv_general_dilated=(
+                functools.partial(conv_as_matmul, micro_batch=self.micro_batch) if self.conv_impl == "im2col" else None
+            ),
+        )
+        block = functools.partial(NonLocalBlock, dtype=self.dtype, param_dtype=self.param_dtype)
+        pool = functools.partial(nn.max_pool, window_shape=(2, 2), strides=(2, 2))
+        c = self.channels
+        h = pool(act(conv(c, name="conv1")(as_nhwc(x))))
+        h = pool(act(conv(2 * c, name="conv2")(block(name="nonlocal1")(h))))
+        h = pool(act(conv(4 * c, name="conv3")(block(name="nonlocal2")(h))))
+        h = act(nn.Dense(8 * c, dtype=self.dtype, param_dtype=self.param_dtype, name="fc1")(flatten_examples(h)))
+        out = nn.Dense(1, kernel_init=output_kernel_init(self.out_init_std), dtype=self.dtype,
+                       param_dtype=self.param_dtype, name="fc2")(h)
+        return out[:, 0]

