@@ -118,6 +118,14 @@ def base_config() -> config_dict.ConfigDict:
     # Exponential moving average of the parameters, θ̄ ← d·θ̄ + (1 − d)·θ after every step
     # (0 = off). Training and its chains use θ; evaluation samples and scores with θ̄.
     c.training.ema_decay = 0.0
+    # The convergence watch (jebm.evaluation.convergence), image data only: every N steps
+    # (0 = never), convergence_chains chains from noise and as many from held-out images
+    # run the training sampler and are scored at each chain length of convergence_lengths
+    # (FID, class entropy, distance moved, energy drift), logged to metrics.jsonl and
+    # TensorBoard and drawn in convergence.png.
+    c.training.convergence_every = 0
+    c.training.convergence_chains = 64
+    c.training.convergence_lengths = (500, 2000)
 
     c.eval = config_dict.ConfigDict()
     c.eval.num_samples = 1000

