@@ -444,3 +444,51 @@ def test_mnist_likelihood_script_scores_a_run_from_both_bases(default_run, tmp_p
     assert mnist_likelihood.main([f"--run=smoke={workdir}", "--merge", "--temps=2,3", "--chains=4", "--bases=",
                                   f"--out-dir={out}"]) == 0
     assert json.loads((out / "mnist_likelihood.json").read_text())["rows"] == rows
+
+
+def test_convergent_smoke_runs_the_convergence_watch(tmp_path, data_dir, isolated_cache):
+    """mnist_convergent:smoke (the non-local CNN) trains, and its watch at step 4 lands in metrics.jsonl and a figure."""
+    config = smoke_config("mnist_convergent", "smoke", data_dir)
+    config.eval.ais_temps = 0
+    config.eval.long_run_samples = 0
+    config.training.sample_every = 0
+    train.train_and_evaluate(config, tmp_path)
+    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    watched = [r for r in records if "convergence" in r]
+    assert [r["step"] for r in watched] == [4]
+    rows = watched[0]["convergence"]
+    assert [(r["start"], r["steps"]) for r in rows] == [("noise", 2), ("noise", 4), ("data", 2), ("data", 4)]
+    for row in rows:
+        assert row["n"] == 4 and row["finite"]
+        assert {"fid", "class_entropy", "class_histogram", "distance", "energy_drift_nats"} <= set(row)
+        assert sum(row["class_histogram"]) == 4
+    assert (tmp_path / "convergence.png").stat().st_size > 0
+    assert train.build_parts(config).model.backbone.channels == 4
+
+
+def test_convergence_watch_measures_distance_and_drift_against_closed_forms(data_dir):
+    """Zero energy: the chains are Brownian, x_L − x_0 ~ N(0, 2ηT·L) per pixel, so the RMS distance is √(2ηTL)
+    and the energy drift is 0; the data start is the held-out images plus the data noise."""
+    from types import SimpleNamespace
+
+    from jebm.evaluation import convergence
+
+    config = smoke_config("mnist_convergent", "smoke", data_dir)
+    config.eval.quality = False
+    config.sampler.step_size, config.sampler.temperature = 0.5, 1e-3
+    config.dataset.noise_std = 0.0
+    data = mnist.load_mnist("idx", data_dir)
+    model = SimpleNamespace(apply=lambda params, x: 0.0 * jnp.sum(x, axis=(1, 2, 3)))
+    parts = SimpleNamespace(model=model, data=SimpleNamespace(images=data, example_shape=(28, 28, 1)),
+                            noise_fn=lambda key, n: jax.random.uniform(key, (n, 28, 28, 1), minval=-1.0, maxval=1.0))
+    rows = convergence.chain_curve(config, parts, None, (10, 40), 32, jax.random.key(3), "data")
+    for row in rows:
+        assert row["distance"] == pytest.approx(math.sqrt(2 * 0.5 * 1e-3 * row["steps"]), rel=0.02)
+        assert row["energy_drift_nats"] == 0.0
+    start = convergence.held_out_start(config, parts, 5, jax.random.key(0))
+    np.testing.assert_array_equal(start, mnist.preprocess(data.test_images[:5], config.dataset.scale))
+    config.dataset.noise_std = 0.1
+    noisy = convergence.held_out_start(config, parts, 5, jax.random.key(0))
+    assert float(np.std(noisy - start)) == pytest.approx(0.1, rel=0.05)
+    with pytest.raises(ValueError, match="training.convergence_chains"):
+        convergence.held_out_start(config, parts, N_TEST + 1, jax.random.key(0))

@@ -37,7 +37,7 @@ def test_config_argument_that_exists_is_left_alone(tmp_path, monkeypatch):
 
 def test_clone_configs_is_the_package_directory():
     assert (ROOT / "configs").resolve() == (ROOT / "src" / "jebm" / "configs").resolve()
-    assert CONFIG_NAMES == ["gmm_sghmc", "gmm_sgld", "mnist_sghmc", "mnist_sgld"]
+    assert CONFIG_NAMES == ["gmm_sghmc", "gmm_sgld", "mnist_convergent", "mnist_sghmc", "mnist_sgld"]
 
 
 @pytest.mark.parametrize("name", CONFIG_NAMES)
