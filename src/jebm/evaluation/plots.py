@@ -569,3 +569,33 @@ def plot_convergence(path: str | os.PathLike, history: Sequence[tuple[int, Seque
         ax.set_xlabel("training step")
     axes[0].legend(fontsize=7)
     return _save_figure(fig, path)
+
+
+def plot_chain_length_curves(path: str | os.PathLike, runs: Sequence[Mapping[str, Any]]) -> str:
+    """FID and class entropy against chain length, from noise and from data, one line per run and start.
+
+    Args:
+      path: Output PNG path.
+      runs: dicts with ``name`` and ``curve``, a list of ``{"steps", "start", "fid", "class_entropy"}``.
+
+    Returns:
+      ``path`` as a string.
+    """
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), layout="constrained")
+    for run in runs:
+        for start, style in (("noise", "o-"), ("data", "s--")):
+            pts = [c for c in run["curve"] if c["start"] == start and c.get("fid") is not None]
+            if not pts:
+                continue
+            steps = [c["steps"] for c in pts]
+            axes[0].plot(steps, [c["fid"] for c in pts], style, label=f"{run['name']}, from {start}")
+            axes[1].plot(steps, [c["class_entropy"] for c in pts], style, label=f"{run['name']}, from {start}")
+    axes[0].set_title("FID (lower is better)")
+    axes[0].set_yscale("log")
+    axes[1].set_title("class entropy (max log 10)")
+    axes[1].axhline(math.log(10), color="0.6", linestyle="--", linewidth=0.8)
+    for ax in axes:
+        ax.set_xscale("log")
+        ax.set_xlabel("chain length (steps)")
+    axes[0].legend(fontsize=7)
+    return _save_figure(fig, path)

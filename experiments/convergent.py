@@ -1,0 +1,169 @@
+"""Is the model a density? Long chains from noise and from data, AIS convergence, class masses, energy gap.
+
+For each ``--run NAME=WORKDIR`` (its newest checkpoint, the parameters its evaluation uses):
+
+* ``curve``: ``--chains`` chains of the run's own training sampler from noise, and as many from
+  held-out images (with the training data's noise), scored at every length of ``--lengths``
+  (FID and class entropy from jebm's classifier; ``jebm.evaluation.convergence.chain_curve``);
+* ``ais``: AIS from the run's own base (``eval.ais_base``) at ``--temps`` K and 3K temperatures:
+  held-out bits/dim at 3K, the ESS as a fraction of the chains, and log Ẑ(3K) − log Ẑ(K);
+* ``class_log_mass``: log Ẑ_c from each class's training images alone (``--by-class`` temperatures,
+  ``experiments/mnist_likelihood.py``'s ``by_class``);
+* ``energy_gap``: mean energy of U(−1, 1) noise minus that of held-out images, in nats (E/T).
+
+Writes ``<out-dir>/convergent.{md,json,png}``; ``--merge`` keeps the rows of runs not named again.
+
+Run: python experiments/convergent.py --run convergent_cpu=/path/to/workdir --dataset mnist --recipe mnist_convergent:cpu
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _common  # noqa: E402
+import mnist_likelihood  # noqa: E402
+
+
+def curve(restored, lengths: list[int], chains: int) -> list[dict]:
+    """FID and class entropy against chain length, from noise and from held-out images."""
+    from jebm.evaluation import convergence
+
+    key = jax.random.key(restored.config.seed + 0xC0417)
+    rows = []
+    for i, start in enumerate(convergence.STARTS):
+        t0 = time.time()
+        for row in convergence.chain_curve(restored.config, restored.parts, restored.params, lengths, chains,
+                                           jax.random.fold_in(key, i), start):
+            rows.append({k: row.get(k) for k in ("steps", "start", "fid", "class_entropy", "n", "distance",
+                                                   "energy_drift_nats", "class_histogram")})
+        print(f"curve from {start}: {[(r['steps'], round(r['fid'] or 0, 1)) for r in rows if r['start'] == start]} "
+              f"({time.time() - t0:.0f} s)", flush=True)
+    return rows
+
+
+def ais(restored, temps: int, chains: int) -> dict:
+    """AIS at K and 3K temperatures from the run's own base: bits/dim at 3K, ESS fraction, log Ẑ change."""
+    base = restored.config.eval.ais_base
+    out = mnist_likelihood.score(restored, base, [temps, 3 * temps], chains, tilt=restored.config.eval.ais_kde_tilt)
+    log_z = {c["num_temps"]: c["log_z"] for c in out["convergence"]}
+    return {"base": base, "bits_per_dim": out["bits_per_dim"], "ess_fraction": out["ess"] / chains,
+            "log_z_change": log_z[3 * temps] - log_z[temps], "log_z": log_z, "chains": chains,
+            "wall_s": out["wall_s"], "log_weight_std": out.get("log_weight_std")}
+
+
+def energy_gap(restored, n: int = 500) -> float:
+    """Mean E/T of U(−1, 1) noise minus that of held-out images (nats)."""
+    from jebm.data import mnist
+
+    config, parts = restored.config, restored.parts
+    energy = jax.jit(lambda x: parts.model.apply(restored.params, x))
+    test = jnp.asarray(mnist.preprocess(parts.data.images.test_images[:n], config.dataset.scale))
+    noise = jax.random.uniform(jax.random.key(7), test.shape, minval=-1.0, maxval=1.0)
+    t = float(config.sampler.temperature)
+    return float(np.mean(np.asarray(energy(noise))) / t - np.mean(np.asarray(energy(test))) / t)
+
+
+def train_time(workdir: Path) -> float | None:
+    summary = workdir / "summary.json"
+    if summary.exists():
+        return json.loads(summary.read_text()).get("train_time_s")
+    return None
+
+
+def write_outputs(out_dir: Path, payload: dict) -> None:
+    from jebm.evaluation import plots
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    _common.write_json(out_dir / "convergent.json", payload)
+    rows = payload["rows"]
+    lines = ["# Convergent maximum-likelihood learning: long chains, likelihood, class masses", "",
+             "Written by `experiments/convergent.py` from real runs; see the commands at the end.", "",
+             "| dataset | recipe | seed | train (min) | start | FID by chain length | best FID | last / best | "
+             "class entropy (last) | bits/dim (AIS, 3K) | ESS | log Ẑ(3K) − log Ẑ(K) | energy gap (nats) | class log-mass spread |",
+             "|---|---|---:|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        masses = list((r.get("class_log_mass") or {}).values())
+        spread = f"{max(masses) - min(masses):,.0f}" if masses else "–"
+        a = r.get("ais") or {}
+        for start in ("noise", "data"):
+            pts = [c for c in r["curve"] if c["start"] == start and c.get("fid") is not None]
+            if not pts:
+                continue
+            fids = [c["fid"] for c in pts]
+            best = min(fids)
+            seq = ", ".join(f"{c['steps']:,}: {c['fid']:.1f}" for c in pts)
+            lines.append(
+                f"| {r['dataset']} | {r['recipe']} | {r['seed']} | "
+                f"{(r.get('train_time_s') or float('nan')) / 60:.0f} | {start} (n = {pts[0]['n']}) | {seq} | {best:.1f} | "
+                f"{fids[-1] / best:.2f} | {pts[-1]['class_entropy']:.3f} | "
+                f"{_f(a.get('bits_per_dim'), '.2f')} | {_f(a.get('ess_fraction'), '.3f')} | {_f(a.get('log_z_change'), '.1f')} | "
+                f"{_f(r.get('energy_gap'), ',.0f')} | {spread} |")
+    lines += ["", *payload.get("findings", []), "", "## Commands", ""]
+    lines += [f"    {c}" for c in payload["commands"]]
+    lines += ["", payload["environment"], ""]
+    (out_dir / "convergent.md").write_text("\n".join(lines))
+    plots.plot_chain_length_curves(out_dir / "convergent.png", rows)
+
+
+def _f(v, spec):
+    return "–" if v is None or (isinstance(v, float) and not math.isfinite(v)) else format(v, spec)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--run", action="append", default=[], help="NAME=WORKDIR (repeatable)")
+    p.add_argument("--dataset", default="mnist")
+    p.add_argument("--recipe", default="", help="the recipe's name in the table (default: NAME)")
+    p.add_argument("--lengths", default="100,1000,10000,100000")
+    p.add_argument("--chains", type=int, default=100)
+    p.add_argument("--temps", type=int, default=1000, help="K: AIS runs at K and 3K temperatures (0 = no AIS)")
+    p.add_argument("--ais-chains", type=int, default=256)
+    p.add_argument("--by-class", type=int, default=0, metavar="K", help="class masses with K temperatures (0 = none)")
+    p.add_argument("--merge", action="store_true")
+    p.add_argument("--out-dir", default=str(_common.RESULTS))
+    args = p.parse_args(argv)
+
+    from jebm import api
+
+    out_dir = Path(args.out_dir)
+    old = json.loads((out_dir / "convergent.json").read_text()) if args.merge and (out_dir / "convergent.json").exists() else {}
+    names = [spec.rpartition("=")[0] for spec in args.run]
+    rows = [r for r in old.get("rows", []) if r["name"] not in names]
+    commands = list(old.get("commands", []))
+    lengths = sorted({int(n) for n in args.lengths.split(",")})
+    for spec in args.run:
+        name, sep, workdir = spec.rpartition("=")
+        if not sep or not name:
+            p.error(f"--run={spec!r} must be NAME=WORKDIR")
+        restored = api.restore(workdir)
+        t0 = time.time()
+        row = {"name": name, "dataset": args.dataset, "recipe": args.recipe or name, "seed": restored.config.seed,
+               "workdir": workdir, "step": restored.step, "train_time_s": train_time(Path(workdir)),
+               "curve": curve(restored, lengths, args.chains), "energy_gap": energy_gap(restored)}
+        if args.temps:
+            row["ais"] = ais(restored, args.temps, args.ais_chains)
+            print(f"{name}: AIS {row['ais']}", flush=True)
+        if args.by_class:
+            classes = mnist_likelihood.by_class(restored, args.by_class, args.ais_chains)
+            row["class_log_mass"] = {str(c["class"]): c["log_z"] for c in classes}
+        row["eval_time_s"] = time.time() - t0
+        rows.append(row)
+    commands.append("python experiments/convergent.py " + " ".join(sys.argv[1:] if argv is None else argv))
+    payload = {"rows": rows, "commands": commands, "findings": _common.findings(out_dir / "convergent.md"),
+               "environment": _common.environment()}
+    write_outputs(out_dir, payload)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
