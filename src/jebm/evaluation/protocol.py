@@ -262,7 +262,7 @@ def range_report(images: np.ndarray, scale: str) -> dict:
 
 
 def evaluate_images(config, parts, params, workdir: Path) -> dict:
-    """MNIST: fresh-chain samples, grids, the quality score and the long run.
+    """Image data (MNIST, Fashion-MNIST): fresh-chain samples, grids, the quality score and the long run.
 
     Scores are computed on the samples exactly as written to ``samples.npy``
     (``range_report`` says how many pixel values lie outside the data range;
@@ -281,7 +281,7 @@ def evaluate_images(config, parts, params, workdir: Path) -> dict:
         summary["quality"] = quality_scores(config, parts, images)
     if ec.ais_temps:
         summary["ais"] = image_likelihood(config, parts, params, jax.random.fold_in(_eval_key(config), 0xA15))
-        write_ais_convergence(workdir, summary["ais"]["convergence"], title="MNIST: AIS log Ẑ against the number of temperatures")
+        write_ais_convergence(workdir, summary["ais"]["convergence"], title=f"{parts.data.name}: AIS log Ẑ against the number of temperatures")
     samples_long = None
     if ec.long_run_samples:
         summary["long_run"], samples_long = evaluate_long_run(config, parts, params, workdir)

@@ -111,8 +111,9 @@ BIAS_NOTE = (
     "Estimates depend on the sample count: FID is biased upwards and the "
     "class-histogram entropy downwards at small n; KID is unbiased but noisy. "
     "Compare only at equal n_samples / n_reference, next to "
-    "real_data_reference_scores at the same n. Features come from the jebm "
-    "MNIST classifier, not Inception: not comparable with published FID/KID."
+    "real_data_reference_scores at the same n. Features come from jebm's "
+    "classifier trained on the data set's own training split (MNIST or "
+    "Fashion-MNIST), not Inception: not comparable with published FID/KID."
 )
 
 _EVAL_BATCH = 500
@@ -494,7 +495,7 @@ def load_or_train_classifier(
         try:
             params, accuracy, meta = _read_cache(params_path, meta_path, key, hp["seed"])
         except _BadCacheError as err:
-            logger.warning("Ignoring the cached MNIST classifier and retraining: %s", err)
+            logger.warning("Ignoring the cached classifier and retraining: %s", err)
             info["cache_problem"] = str(err)
         else:
             info.update(
@@ -505,7 +506,7 @@ def load_or_train_classifier(
     start = time.perf_counter()
     params, accuracy = train_classifier(data, **hp)
     seconds = time.perf_counter() - start
-    logger.info("Trained the MNIST classifier in %.1f s: test accuracy %.4f", seconds, accuracy)
+    logger.info("Trained the classifier on %s in %.1f s: test accuracy %.4f", data.source, seconds, accuracy)
 
     blob = flax.serialization.to_bytes(params)
     meta = {
@@ -530,7 +531,7 @@ def load_or_train_classifier(
         fileio.write_bytes(meta_path, json.dumps(meta, indent=2, sort_keys=True).encode())
     except OSError as err:
         # A read-only cache must not cost the trained classifier.
-        logger.warning("Could not cache the MNIST classifier in %s: %s", cache_dir, err)
+        logger.warning("Could not cache the classifier in %s: %s", cache_dir, err)
     info.update(cached=False, test_accuracy=accuracy, train_seconds=seconds)
     return params, accuracy, info
 
