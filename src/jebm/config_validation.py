@@ -19,10 +19,6 @@ from jebm.samplers import factory as sampler_factory
 from jebm.samplers.sghmc import INTEGRATORS
 
 
-# Data sets of images, which the image evaluation (FID, class entropy, held-out images) needs.
-IMAGE_DATASETS = ("mnist",)
-
-
 class ConfigError(ValueError):
     """One or more config fields are invalid."""
 
@@ -202,9 +198,9 @@ def validate(config: config_dict.ConfigDict) -> None:
         c.errors.append(f"training.convergence_lengths={lengths!r} must be a non-empty tuple of chain lengths >= 1, "
                         "e.g. (500, 2000)")
     if _is_int(c.get("training.convergence_every")) and c.get("training.convergence_every") > 0 and \
-            c.get("dataset.name") not in IMAGE_DATASETS:
+            not pipeline.is_image_data(c.get("dataset.name")):
         c.errors.append(f"training.convergence_every={c.get('training.convergence_every')!r} needs image data "
-                        f"(dataset.name in {sorted(IMAGE_DATASETS)}), not dataset.name={c.get('dataset.name')!r} "
+                        f"(dataset.name in {sorted(pipeline.IMAGE_DATASETS)}), not dataset.name={c.get('dataset.name')!r} "
                         "(0 = off)")
     # evaluation
     c.integer("eval.num_samples", ge=2)
