@@ -65,7 +65,11 @@ CONFIG_CASES = [
     # The validator's checks that are not single-field choice/number/integer/boolean ones
     # (those are all covered by test_every_validated_field_rejects_bad_values below).
     ({"energy.conv_impl": "fft"}, ["energy.conv_impl='fft'", "['', 'im2col', 'xla']"]),
-    ({"energy.conv_impl": "xla"}, ["energy.conv_impl='xla' applies to energy.name in ['custom_cnn', 'lenet']"]),
+    ({"energy.conv_impl": "xla"}, ["energy.conv_impl='xla' applies to energy.name in ['custom_cnn', 'lenet', 'nonlocal_cnn']"]),
+    ({"energy.channels": 16}, ["energy.channels=16 applies to energy.name='nonlocal_cnn'", "not 'toy_mlp'"]),
+    ({"training.convergence_every": 10}, ["training.convergence_every=10 needs image data", "'fashion_mnist', 'mnist'",
+                                          "dataset.name='gmm8'"]),
+    ({"training.convergence_lengths": (100, 0)}, ["training.convergence_lengths=(100, 0)", "chain lengths >= 1"]),
     ({"energy.param_init": "torch", "energy.name": "custom_cnn"}, ["energy.param_init='torch' applies to energy.name in ['mlp', 'toy_mlp']"]),
     ({"energy.spectral_norm": 1}, ["energy.spectral_norm=1 applies to energy.name in ['custom_cnn', 'lenet']"]),
     ({"energy.beta_learnable": False, "energy.head": "beta"}, ["energy.beta_learnable=False needs energy.beta_init"]),
