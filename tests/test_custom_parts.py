@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -170,3 +171,24 @@ def test_user_energy_and_data_train_restore_and_sample(tmp_path, custom_energy):
         cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-3000:]
     assert np.load(out).shape == (50, 2)
+
+
+def test_subpackages_are_attributes_after_import_jebm():
+    """``import jebm`` alone gives ``jebm.energies.register`` etc., as ``jax.numpy`` after ``import jax``.
+    In a fresh interpreter: here the test modules' own imports would already have bound them."""
+    code = (
+        "import sys, jebm\n"
+        "assert 'jebm.energies' not in sys.modules and 'jebm.train' not in sys.modules  # lazy\n"
+        "assert callable(jebm.energies.register) and callable(jebm.data.register)\n"
+        "assert callable(jebm.samplers.sgld) and callable(jebm.evaluation.metrics.ks2d)\n"
+        "assert {'data', 'energies', 'evaluation', 'samplers'} <= set(dir(jebm))\n"
+        "try:\n"
+        "    jebm.no_such_part\n"
+        "except AttributeError as err:\n"
+        "    assert 'no_such_part' in str(err)\n"
+        "else:\n"
+        "    raise AssertionError('jebm.no_such_part did not raise')\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT / "src"), os.environ.get("PYTHONPATH")]))}
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
