@@ -192,3 +192,37 @@ def test_subpackages_are_attributes_after_import_jebm():
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT / "src"), os.environ.get("PYTHONPATH")]))}
     proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_a_shipped_config_runs_with_a_registered_energy_swapped_in(caplog):
+    """configs/gmm_sghmc.py sets the toy MLP's energy.param_init; with the user's energy in its place that field
+    is ignored with a warning (it belongs to jebm's MLPs), not an error, and the factory never sees it."""
+    from conftest import load_config
+
+    received = []
+
+    def factory(**options):
+        received.append(options)
+        return Quadratic()
+
+    energies.register("test_swapped", factory)
+    try:
+        c = load_config("gmm_sghmc", "smoke")
+        assert c.energy.param_init == "lecun_normal"
+        c.energy.name = "test_swapped"
+        c.energy.spectral_norm = 2  # a CNN field: ignored just the same
+        config_validation.validate(c)
+        with caplog.at_level("WARNING"):
+            parts = train.build_parts(c)
+        assert received == [{}]
+        for field in ("param_init='lecun_normal'", "spectral_norm=2"):
+            assert any(f"energy.{field} is ignored" in r.getMessage() and "'test_swapped' is a registered energy"
+                       in r.getMessage() for r in caplog.records), (field, caplog.text)
+        assert parts.model.init(jax.random.key(0), jnp.zeros((1, 2)))["params"]["backbone"]["a"] == 0.5
+        # On another of jebm's own networks the same field is still an error naming the field.
+        c.energy.name, c.energy.spectral_norm = "lenet", 0
+        with pytest.raises(config_validation.ConfigError, match=r"energy.param_init='lecun_normal' applies to "
+                                                                 r"energy.name in \['mlp', 'toy_mlp'\], not 'lenet'"):
+            config_validation.validate(c)
+    finally:
+        energies.unregister("test_swapped")
