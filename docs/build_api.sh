@@ -15,7 +15,10 @@
 #   * an explicit reference role (:func:`x`, :class:`x`, :mod:`x`, :meth:,
 #     :attr:, :data:, ...) names a jebm object that is not in the reference
 #     (pdoc would silently render it as unlinked code), or names nothing at all;
-#   * a key page (jebm, jebm.samplers, jebm.evaluation, jebm.energies) is missing.
+#   * a key page (jebm, jebm.samplers, jebm.evaluation, jebm.energies) is missing;
+#   * a guide (docs/*.md, rendered to OUT/docs/<name>.html and listed on the jebm
+#     page) has no "# Title" first line, or links to a file or anchor that does
+#     not exist.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -42,11 +45,13 @@ export JAX_PLATFORMS="${JAX_PLATFORMS:-cpu}"
 import functools
 import importlib
 import importlib.util
+import os
 import pathlib
 import re
 import sys
 import traceback
 import warnings
+from html import escape
 
 try:
     import pdoc
@@ -57,6 +62,7 @@ except ImportError:
     sys.exit("build_api.sh: pdoc is not installed: pip install 'pdoc>=15,<17'")
 
 out = pathlib.Path(sys.argv[1])
+root = pathlib.Path(sys.argv[2])
 problems = []
 
 # --- warnings: pdoc's own, and any jebm raises at import, are fatal ----------
@@ -98,6 +104,17 @@ try:
             setattr(jebm, name, getattr(jebm, name))
 except Exception:
     problems.append(f"import jebm (and its lazy exports) failed:\n{traceback.format_exc()}")
+
+# --- the guides (docs/*.md): listed on the jebm page, rendered after the modules
+guides = {}
+for page in sorted((root / "docs").glob("*.md")):
+    first = page.read_text(encoding="utf-8").partition("\n")[0]
+    if not first.startswith("# "):
+        problems.append(f"docs/{page.name}: the first line must be the page's '# Title', got {first!r}")
+    guides[page] = first.removeprefix("# ").strip() or page.stem
+if guides and "jebm" in sys.modules:
+    listing = "\n".join(f"- [{title}](docs/{page.stem}.html)" for page, title in guides.items())
+    jebm.__doc__ = f"{jebm.__doc__}\n\n## Guides\n\n{listing}\n"
 
 all_modules = {}
 for name in names:
@@ -156,6 +173,71 @@ for module in all_modules.values():
 (out / "index.html").write_text(pdoc.render.html_index(all_modules), encoding="utf-8")
 if search := pdoc.render.search_index(all_modules):
     (out / "search.js").write_text(search, encoding="utf-8")
+
+# --- the guides' pages ---------------------------------------------------------
+LINK = re.compile(r"(!?\[[^\]]*\])\(([^)\s]+)\)")
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".svg"}
+anchors_wanted = []  # (guide, html page, anchor): checked once every page is written
+
+
+def guide_link(page, target):
+    """A guide's link as the HTML page needs it: another guide -> its .html; an image -> a copy in
+    OUT/docs/assets/; any other file of the checkout -> a path relative to the page."""
+    if re.match(r"[a-z][a-z0-9+.-]*:", target) or target.startswith("#"):
+        return target
+    path, _, anchor = target.partition("#")
+    file = (page.parent / path).resolve()
+    if not file.exists():
+        problems.append(f"docs/{page.name}: the link {target!r} names a file that does not exist")
+        return target
+    if file.suffix == ".md" and file.parent == page.parent:
+        page_html = f"{file.stem}.html"
+        if anchor:
+            anchors_wanted.append((page.name, out / "docs" / page_html, anchor))
+        return page_html + (f"#{anchor}" if anchor else "")
+    if file.suffix.lower() in IMAGE_SUFFIXES:
+        relative = file.relative_to(root.resolve())
+        copy = out / "docs" / "assets" / relative
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        copy.write_bytes(file.read_bytes())
+        return f"assets/{relative.as_posix()}"
+    return pathlib.Path(os.path.relpath(file, (out / "docs").resolve())).as_posix() + (f"#{anchor}" if anchor else "")
+
+
+GUIDE = """<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{title} - jebm</title>
+<style>
+body {{ font-family: system-ui, sans-serif; max-width: 58rem; margin: 2rem auto; padding: 0 1rem; line-height: 1.5; }}
+code, pre {{ font-family: ui-monospace, monospace; font-size: .9em; }}
+pre {{ background: #f6f8fa; padding: .75rem; overflow-x: auto; }}
+table {{ border-collapse: collapse; }} td, th {{ border: 1px solid #ccc; padding: .25rem .5rem; vertical-align: top; }}
+img {{ max-width: 100%; }}
+</style>
+</head>
+<body>
+<nav><a href="../jebm.html">jebm API reference</a></nav>
+{body}
+</body>
+</html>
+"""
+
+for page, title in guides.items():
+    text = LINK.sub(lambda m: f"{m.group(1)}({guide_link(page, m.group(2))})", page.read_text(encoding="utf-8"))
+    try:
+        body = pdoc.render_helpers.to_html(text)
+    except Exception:
+        problems.append(f"rendering docs/{page.name} failed:\n{traceback.format_exc()}")
+        continue
+    target = out / "docs" / f"{page.stem}.html"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(GUIDE.format(title=escape(title), body=body), encoding="utf-8")
+for name, target, anchor in anchors_wanted:
+    if target.is_file() and f'id="{anchor}"' not in target.read_text(encoding="utf-8"):
+        problems.append(f"docs/{name}: the link to {target.stem}.md#{anchor} names no heading of that page")
 
 # --- explicit reference roles must resolve -----------------------------------
 ROLE = re.compile(r"(?::py)?:(mod|func|data|const|class|meth|attr|exc|obj):`([^`]+)`")
@@ -218,7 +300,8 @@ for module in all_modules.values():
                 problems.append(f"{doc.fullname}: :{kind}:`{target}` does not resolve to a documented object")
 
 # --- key pages ---------------------------------------------------------------
-for page in ("index.html", "jebm.html", "jebm/samplers.html", "jebm/evaluation.html", "jebm/energies.html"):
+for page in ("index.html", "jebm.html", "jebm/samplers.html", "jebm/evaluation.html", "jebm/energies.html",
+             *(f"docs/{guide.stem}.html" for guide in guides)):
     if not (out / page).is_file():
         problems.append(f"missing page {out / page}")
 
@@ -227,5 +310,5 @@ if problems:
     for p in problems:
         print(f"  - {p}", file=sys.stderr)
     sys.exit(1)
-print(f"API reference: {len(all_modules)} modules -> {out}/index.html")
+print(f"API reference: {len(all_modules)} modules and {len(guides)} guides -> {out}/index.html")
 PY

@@ -81,3 +81,17 @@ def test_mode_sample_writes_what_jebm_sample_returns(run, tmp_path):
     bad = subprocess.run(cmd[:-1] + [f"--out={tmp_path / 's.txt'}"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert bad.returncode != 0 and "--mode=sample needs --out=FILE.npy" in bad.stderr
     assert json.loads((workdir / "summary.json").read_text())["status"] == "ok"
+
+
+@pytest.mark.parametrize("sampler", [None, {"integrator": "baoab", "unroll": 4}])
+def test_sample_with_progress_gives_the_same_samples_bit_for_bit(run, sampler, caplog):
+    """progress=True runs the chains in segments (a report after each): the same per-step keys, the same samples.
+    SGHMC, whose initial momentum XLA simplifies with the first step, and an unrolled scan, whose groups of
+    steps the segments must keep."""
+    restored = jebm.restore(run[1])
+    assert restored.config.training.progress is False  # the smoke preset: jebm.sample's default is no report
+    plain = jebm.sample(restored, jax.random.key(4), 20, num_steps=57, sampler=sampler)
+    with caplog.at_level("INFO"):
+        reported = jebm.sample(restored, jax.random.key(4), 20, num_steps=57, sampler=sampler, progress=True)
+    np.testing.assert_array_equal(reported, plain)
+    assert "sample: step 57/57 (100%)" in caplog.text  # stderr is no terminal here: training's log line

@@ -66,7 +66,7 @@ CONFIG_CASES = [
     # (those are all covered by test_every_validated_field_rejects_bad_values below).
     ({"energy.conv_impl": "fft"}, ["energy.conv_impl='fft'", "['', 'im2col', 'xla']"]),
     ({"energy.conv_impl": "xla"}, ["energy.conv_impl='xla' applies to energy.name in ['custom_cnn', 'lenet', 'nonlocal_cnn']"]),
-    ({"energy.channels": 16}, ["energy.channels=16 applies to energy.name='nonlocal_cnn'", "not 'toy_mlp'"]),
+    ({"energy.channels": 16}, ["energy.channels=16 applies to energy.name in ['nonlocal_cnn'], not 'toy_mlp'"]),
     ({"training.convergence_every": 10}, ["training.convergence_every=10 needs image data", "'fashion_mnist', 'mnist'",
                                           "dataset.name='gmm8'"]),
     ({"training.convergence_lengths": (100, 0)}, ["training.convergence_lengths=(100, 0)", "chain lengths >= 1"]),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -170,3 +171,58 @@ def test_user_energy_and_data_train_restore_and_sample(tmp_path, custom_energy):
         cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-3000:]
     assert np.load(out).shape == (50, 2)
+
+
+def test_subpackages_are_attributes_after_import_jebm():
+    """``import jebm`` alone gives ``jebm.energies.register`` etc., as ``jax.numpy`` after ``import jax``.
+    In a fresh interpreter: here the test modules' own imports would already have bound them."""
+    code = (
+        "import sys, jebm\n"
+        "assert 'jebm.energies' not in sys.modules and 'jebm.train' not in sys.modules  # lazy\n"
+        "assert callable(jebm.energies.register) and callable(jebm.data.register)\n"
+        "assert callable(jebm.samplers.sgld) and callable(jebm.evaluation.metrics.ks2d)\n"
+        "assert {'data', 'energies', 'evaluation', 'samplers'} <= set(dir(jebm))\n"
+        "try:\n"
+        "    jebm.no_such_part\n"
+        "except AttributeError as err:\n"
+        "    assert 'no_such_part' in str(err)\n"
+        "else:\n"
+        "    raise AssertionError('jebm.no_such_part did not raise')\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT / "src"), os.environ.get("PYTHONPATH")]))}
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_a_shipped_config_runs_with_a_registered_energy_swapped_in(caplog):
+    """configs/gmm_sghmc.py sets the toy MLP's energy.param_init; with the user's energy in its place that field
+    is ignored with a warning (it belongs to jebm's MLPs), not an error, and the factory never sees it."""
+    from conftest import load_config
+
+    received = []
+
+    def factory(**options):
+        received.append(options)
+        return Quadratic()
+
+    energies.register("test_swapped", factory)
+    try:
+        c = load_config("gmm_sghmc", "smoke")
+        assert c.energy.param_init == "lecun_normal"
+        c.energy.name = "test_swapped"
+        c.energy.spectral_norm = 2  # a CNN field: ignored just the same
+        config_validation.validate(c)
+        with caplog.at_level("WARNING"):
+            parts = train.build_parts(c)
+        assert received == [{}]
+        for field in ("param_init='lecun_normal'", "spectral_norm=2"):
+            assert any(f"energy.{field} is ignored" in r.getMessage() and "'test_swapped' is a registered energy"
+                       in r.getMessage() for r in caplog.records), (field, caplog.text)
+        assert parts.model.init(jax.random.key(0), jnp.zeros((1, 2)))["params"]["backbone"]["a"] == 0.5
+        # On another of jebm's own networks the same field is still an error naming the field.
+        c.energy.name, c.energy.spectral_norm = "lenet", 0
+        with pytest.raises(config_validation.ConfigError, match=r"energy.param_init='lecun_normal' applies to "
+                                                                 r"energy.name in \['mlp', 'toy_mlp'\], not 'lenet'"):
+            config_validation.validate(c)
+    finally:
+        energies.unregister("test_swapped")

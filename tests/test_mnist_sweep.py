@@ -34,7 +34,7 @@ def test_every_variant_builds_a_valid_config():
 
 
 def test_presets_are_the_rows_that_measured_them():
-    # The scores the README and the config docstrings quote for :cpu_3k and :cpu_6k are these rows' scores.
+    # The scores docs/reproductions.md quotes for :cpu_3k and :cpu_6k are these rows' scores.
     for row, preset in (("bank_500_3k", "cpu_3k"), ("bank_500_6k", "cpu_6k")):
         assert _config_of(row).to_json() == _common.load_config(f"configs/mnist_sgld.py:{preset}").to_json(), preset
     # :cpu is :cpu_6k on two CPU devices: the same training, split over two cores.

@@ -88,6 +88,7 @@ def sample(
     *,
     num_steps: int | None = None,
     sampler: str | Mapping[str, Any] | None = None,
+    progress: bool | None = None,
 ) -> np.ndarray:
     """``num_samples`` draws from fresh chains on the restored energy.
 
@@ -100,6 +101,10 @@ def sample(
         ``"sghmc"``, ``"mala"`` or a registered one) with the run's other
         sampler settings, or a mapping of ``config.sampler`` fields to change
         (e.g. ``{"name": "mala", "step_size": 1e-3}``).
+      progress: report the chains' progress as training does (a bar on a
+        terminal, else a log line every ``training.progress_every_s``
+        seconds); ``None`` = the run's ``training.progress``. The samples are
+        the same with and without it, bit for bit.
 
     Returns:
       A NumPy array ``(num_samples, *example_shape)`` in the data's scale, as the
@@ -125,4 +130,7 @@ def sample(
             config.sampler[field] = value
         config_validation.validate(config)
     steps = int(num_steps or protocol.eval_sampler_steps(config))
-    return protocol.fresh_samples(config, restored.parts, restored.params, rng_key, int(num_samples), steps)
+    if progress is None:
+        progress = bool(config.training.progress)
+    return protocol.fresh_samples(config, restored.parts, restored.params, rng_key, int(num_samples), steps,
+                                  progress=bool(progress))

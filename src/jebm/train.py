@@ -597,15 +597,18 @@ def _rollback(ckpt_dir: Path, template: TrainState, lr_factor: float, count: int
     return state if state_sh is None else jax.device_put(state, state_sh)
 
 
-def _progress(total: int, start: int, enabled: bool, every_s: float = 30.0):
-    """A tqdm bar on a terminal; elsewhere (a log file, a batch job) a log line every ``every_s`` seconds."""
+def _progress(total: int, start: int, enabled: bool, every_s: float = 30.0, desc: str = "train"):
+    """A tqdm bar on a terminal; elsewhere (a log file, a batch job) a log line every ``every_s`` seconds.
+
+    ``desc`` names what advances (training's steps, or ``"sample"``'s sampler steps in ``jebm.sample``).
+    """
     if not enabled:
         return None
     if not sys.stderr.isatty():
-        return LogProgress(total, start, every_s)
+        return LogProgress(total, start, every_s, desc=desc)
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, initial=start, desc="train", unit="step", dynamic_ncols=True, mininterval=1.0)
+    return tqdm(total=total, initial=start, desc=desc, unit="step", dynamic_ncols=True, mininterval=1.0)
 
 
 class LogProgress:
@@ -615,8 +618,8 @@ class LogProgress:
     earlier steps are not in it), so the ETA is that of the remaining steps.
     """
 
-    def __init__(self, total: int, start: int, every_s: float, clock=time.monotonic):
-        self.total, self.step, self.every_s, self.clock = total, start, every_s, clock
+    def __init__(self, total: int, start: int, every_s: float, clock=time.monotonic, desc: str = "train"):
+        self.total, self.step, self.every_s, self.clock, self.desc = total, start, every_s, clock, desc
         self.t0 = self.last = clock()
         self.start, self.postfix = start, {}
 
@@ -631,7 +634,7 @@ class LogProgress:
         rate = (self.step - self.start) / max(now - self.t0, 1e-9)
         eta = (self.total - self.step) / rate if rate > 0 else float("inf")
         post = "".join(f", {k} {v}" for k, v in self.postfix.items())
-        return (f"train: step {self.step}/{self.total} ({100 * self.step / max(self.total, 1):.0f}%), "
+        return (f"{self.desc}: step {self.step}/{self.total} ({100 * self.step / max(self.total, 1):.0f}%), "
                 f"{rate:.3g} steps/s, ETA {_duration(eta)}{post}")
 
     def set_postfix(self, refresh: bool = False, **values) -> None:

@@ -12,10 +12,9 @@ Presets (comma-separated, applied in order):
   torch_init    torch.nn.Linear's initialisation (default: Flax's LeCun normal)
   eq20          the paper's Eq. 20 exactly: E = ½f², head offset 0 (with `quadratic`)
   beta / gamma  learnable β head E = f + (β/2)f² / γ head E = f + γ√n‖x‖² (β, γ logged)
-  cosine        cosine decay of the learning rate to 0 (beyond the paper; with nopcd the best
-                recipe found: KS 0.051, KL 0.018 over 3 seeds, experiments/results/toy_sweep.md)
-  lr_0_02       SGD lr 0.02; with `quadratic,cosine` alone, 3 of 5 seeds learn the eight modes
-                (KL ~0.004) and 2 a ring through them (KL ~0.18)
+  cosine        cosine decay of the learning rate to 0 (beyond the paper; with nopcd jebm's
+                best toy recipe, experiments/results/toy_sweep.md)
+  lr_0_02       SGD lr 0.02 (with `quadratic,cosine`; see small_out_init)
   small_out_init
                 the output layer's kernel drawn from N(0, 0.01²) (energy.out_init_std), so f ≈ 0 and
                 E = ½(f + 1)² ≈ ½ + f at the start; with `quadratic,cosine,lr_0_02` jebm's best
@@ -26,6 +25,9 @@ Common to all rows (Table 2): SGD, lr 0.01, weight decay 0, batch 100, 10 epochs
 60,000 fresh points per epoch and the toy MLP, as in the paper's author's code, but
 initialised by Flax's default (LeCun normal; the author's code has torch.nn.Linear's,
 the preset `torch_init`), which trains SGHMC far better here (toy_table1.md).
+
+What each preset measured is in docs/reproductions.md and experiments/results/
+(toy_table1.md, toy_table1_best.md, toy_sweep.md).
 """
 
 from jebm import config_lib
@@ -58,9 +60,9 @@ def explicit(c):
 
 
 def lr_0_02(c):
-    # Four times the quadratic row's 0.005. At 0.005 (cosine) 5 seeds give KL 0.216 +- 0.074, at 0.01
-    # 0.082 +- 0.093, at 0.02 0.074 +- 0.086: the seeds that find the eight modes fit them better the
-    # faster the energy learns, but 2 of 5 learn a ring at every rate tried.
+    # Four times the quadratic row's 0.005: the seeds that find the eight modes fit them better the
+    # faster the energy learns, but 2 of 5 learn a ring at every rate tried
+    # (experiments/results/toy_table1_best.md).
     c.optimizer.learning_rate = 0.02
 
 
@@ -70,7 +72,7 @@ def small_out_init(c):
     # gradient vanishes there. With Flax's default output init (std ~1/8 here) 2 of 5 seeds fall in it
     # whatever the learning rate (0.005-0.05), integrator or output scale 1.0. Starting at f ≈ 0
     # makes the head act as the linear E ≈ ½ + f while the modes are learnt; the two ring seeds
-    # then learn the modes (KL 0.0044 / 0.0050 against 0.178 / 0.180).
+    # then learn the modes (experiments/results/toy_table1_best.md).
     c.energy.out_init_std = 0.01
 
 
@@ -102,8 +104,8 @@ def get_config(arg=None):
     c.training.num_epochs = 10
     c.training.sample_every = 1000  # fresh-chain samples over the learned density, and their KS: grids/, TensorBoard
     # Flax's LeCun-normal init, not the paper's author's torch.nn.Linear init: over
-    # 3 seeds of Table 1 it gave SGHMC KL 0.030 +- 0.004 against 0.13 +- 0.09 with
-    # torch's (experiments/results/toy_table1.md). `torch_init` switches.
+    # 3 seeds of Table 1 it trains SGHMC far better than torch's
+    # (experiments/results/toy_table1.md). `torch_init` switches.
     c.energy.param_init = "lecun_normal"
     nopcd(c)
     return config_lib.apply_presets(c, arg, PRESETS)

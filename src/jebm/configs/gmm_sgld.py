@@ -11,15 +11,17 @@ Presets (comma-separated, applied in order):
   beta       E = f + (β/2)f², β learnable (logged); gamma: E = f + γ√n‖x‖², γ learnable
   cosine     cosine decay of the learning rate to 0 (beyond the paper)
   stable     η = 0.005 instead of 0.01 (beyond the paper): SGLD is unstable once the
-             learned wells' curvature passes 2/η, and at η = 0.01 one seed in three of
-             each Table-1 row crossed it (experiments/results/toy_table1.md); halving η
-             doubles that limit (experiments/results/toy_table1_best.md)
+             learned wells' curvature passes 2/η, which seeds of Table 1's SGLD rows
+             cross at η = 0.01 (experiments/results/toy_table1.md); halving η doubles
+             that limit (experiments/results/toy_table1_best.md)
   smoke      a seconds-long run for tests
 
 Table 2: SGD, lr ε = 0.01, weight decay 0, η = 0.01, batch 100, 10 epochs, L = 500.
 The paper does not give the dataset size or network; like its author's code we
 draw 60,000 fresh points per epoch (6,000 steps in all) with the toy MLP 2-32-64-64-64-1,
 initialised as torch.nn.Linear does (U(±1/√fan_in) kernels and biases).
+
+What each preset measured is in docs/reproductions.md and experiments/results/.
 """
 
 from jebm import config_lib

@@ -30,8 +30,7 @@ Presets (comma-separated, applied in order): as in configs/mnist_sgld.py,
              cpu step), memory 10 steps, i.e. η = 4.47e-3, C = 22.4. Not run beyond
              the smoke test at lr 2e-4; cpu_lr5e4 is the one measured
   cpu_lr5e4  the same on mnist_sgld's cpu_lr5e4 (lr 5e-4): the sweep's SGHMC rows
-             (experiments/results/mnist_sweep.md: symplectic Euler FID 212; BAOAB and
-             explicit Euler diverged)
+             (experiments/results/mnist_sweep.md; docs/reproductions.md)
   cpu_shortrun  the same on mnist_sgld's cpu_shortrun (noise-initialised chains, no bounds)
   smoke      a seconds-long run for tests
 """

@@ -33,32 +33,30 @@ Presets (comma-separated, applied in order):
   quadratic  (default) Figure 4c / Table 4: noise-initialised chains, quadratic head
   vanilla    Figure 4a: noise-initialised chains, linear head
   pcd        Figure 4b: persistent chains (a bank of 10,000, no re-initialisation), linear head
-  cpu        jebm's best CPU recipe (experiments/results/mnist_sweep.md, row bank_500_6k):
-             cpu_shortrun's sampler (L = 40, η = 2e-4) with the chains kept in [−1, 1]
-             (sampler.bounds), a persistent bank of 500 chains, 1% re-drawn from noise each
-             step, Adam lr 2e-4 decayed to 0 over 6,000 steps (cosine); fresh-chain
-             evaluation after 3,000 steps. Split over two XLA CPU devices
-             (sharding.num_cpu_devices = 2, sharding.enabled), i.e. two cores: 26.3 min in all
-             on a 2-core AMD EPYC, FID 26.7, class entropy 2.271 on seed 0
-             (experiments/results/mnist_cpu_2dev/README.md).
-             Combine it with a Figure-4 preset after it, e.g. ":cpu,vanilla"
+  cpu        jebm's CPU recipe (the sweep's row bank_500_6k): cpu_shortrun's sampler
+             (L = 40, η = 2e-4) with the chains kept in [−1, 1] (sampler.bounds), a
+             persistent bank of 500 chains, 1% re-drawn from noise each step, Adam lr 2e-4
+             decayed to 0 over 6,000 steps (cosine); fresh-chain evaluation after 3,000
+             steps. Split over two XLA CPU devices (sharding.num_cpu_devices = 2,
+             sharding.enabled), i.e. two cores. Combine it with a Figure-4 preset after
+             it, e.g. ":cpu,vanilla"
   cpu_3k     the :cpu recipe trained 3,000 steps as one device (the sweep's bank_500_3k; the
-             :cpu preset before two-device sharding): FID 43.3 / 52.3 / 62.1 on seeds 0/1/2,
-             ~26 min on one core
-  cpu_6k     :cpu as one device (one core): FID 27.2 / 24.1 / 29.1 on seeds 0/1/2, ~48 min
+             :cpu preset before two-device sharding)
+  cpu_6k     :cpu as one device (one core)
   cpu_bank10k  the :cpu recipe before cpu_3k: a bank of 10,000 with 5% re-initialisation,
-             1,500 steps at a constant lr 2e-4, scored after 1,000 steps (11 min on one
-             core; FID 102.8, long runs stay digits of every class)
+             1,500 steps at a constant lr 2e-4, scored after 1,000 steps
   cpu_lr5e4  cpu at the learning rate 5e-4 of cpu_shortrun: the recipe of the
-             ablations (experiments/results/mnist_ablations.md); diverges on seed 1
+             ablations (experiments/results/mnist_ablations.md)
   cpu_shortrun  the earlier CPU recipe, short-run chains: L = 40, η = 2e-4 (noise sd
              √(2η) = 0.02 in [−1, 1] pixels), Adam lr 5e-4 (weight decay 1e-4 kept),
              1,500 steps, a grid every 250; evaluation chains in groups of 64
-             (sampler.chunk_size). 7.4 min on one core, FID 89.8 after L steps
-             (experiments/results/mnist_figure4.md), but its long-run chains collapse
-             onto 1s and 7s (experiments/results/mnist_long_run.md)
+             (sampler.chunk_size); Figure 4's runs
   smoke      a seconds-long run for tests: 32 training images, L = 5, 4 steps (a grid
              at step 3), 16 samples scored against 16 test digits
+
+What each preset measured (scores per seed, run times, long runs) is in
+docs/reproductions.md and experiments/results/ (mnist_sweep.md, mnist_figure4.md,
+mnist_long_run.md, mnist_cpu_2dev/README.md).
 """
 
 from jebm import config_lib
@@ -109,7 +107,7 @@ def cpu_lr5e4(c):
     # each batch re-drawn from noise, so the chains that train the energy are long-run
     # chains of every age. Fresh noise needs more than L = 40 steps to become a digit
     # under this energy, so evaluation runs 1,000 steps. It diverges on seed 1
-    # (|E| > 1e8 at step 128).
+    # (docs/reproductions.md).
     cpu_shortrun(c)
     c.sampler.bounds = (-1.0, 1.0)
     c.chain_init.persistent = True
@@ -123,7 +121,7 @@ def cpu_bank10k(c):
     # Adam's learning rate 2e-4. At 5e-4 seed 1 diverges (the energies run away within 10
     # steps) and a 200-step warm-up does not stop it; at 2e-4 seeds 0, 1 and 2 train,
     # and the long-run chains stay digits of every class (the Figure 5 claim), but the
-    # short run is blotchy (FID 102.8 / 194.5 / 119.6).
+    # short run is blotchy (docs/reproductions.md).
     cpu_lr5e4(c)
     c.optimizer.learning_rate = 2e-4
 
@@ -148,9 +146,8 @@ def cpu_3k(c):
 
 
 def cpu_6k(c):
-    # The sweep's bank_500_6k row: cpu_3k trained twice as long (6,000 steps, the same cosine decay to 0).
-    # Sharper short-run digits on seeds 0/1/2 (FID 27.2 / 24.1 / 29.1 after 3,000 steps, against
-    # cpu_3k's 43.3 / 52.3 / 62.1); ~48 min as one JAX device (one core). Its negatives are as old as
+    # The sweep's bank_500_6k row: cpu_3k trained twice as long (6,000 steps, the same cosine decay to 0):
+    # sharper short-run digits on every seed (docs/reproductions.md). Its negatives are as old as
     # cpu_3k's (~4,000 Langevin steps), so its chains drift after 3,000 steps just the same
     # (experiments/results/mnist_long_run.md).
     cpu_3k(c)
@@ -208,7 +205,7 @@ def base(c):
     c.eval.num_samples = 1000
     c.eval.quality_reference = 1000
     # AIS from a kernel density of training digits, not uniform noise: on the :cpu model the
-    # uniform base's bound is 5e5 nats loose (experiments/results/likelihood.md).
+    # uniform base's bound is far looser (experiments/results/likelihood.md, mnist_likelihood.md).
     c.eval.ais_base = "box_kde"
 
 

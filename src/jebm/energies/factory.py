@@ -14,6 +14,7 @@ from typing import Any, Callable, Optional, Sequence
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+from absl import logging
 
 from jebm.energies.heads import HEADS, EnergyModel, quadratic_stall_report
 from jebm.energies.networks import (
@@ -45,6 +46,18 @@ DEFAULT_MLP_HIDDEN = TOY_HIDDEN
 
 # Flax's own dataclass fields, never backbone options.
 _FLAX_FIELDS = ("parent", "name")
+
+# ``energy.*`` fields that belong to some of jebm's own networks: the networks they apply to.
+# A built-in network outside the list is an error (validation names the field); a registered
+# energy ignores them, with a warning, so that a shipped config whose energy is swapped for
+# the user's (e.g. configs/gmm_sghmc.py, which sets the toy MLP's param_init) still runs.
+BUILT_IN_FIELDS = {
+    "hidden": ("mlp",),
+    "param_init": ("mlp", "toy_mlp"),
+    "conv_impl": CNN_NETWORKS,
+    "spectral_norm": ("custom_cnn", "lenet"),
+    "channels": ("nonlocal_cnn",),
+}
 
 
 def _is_width(h) -> bool:
@@ -115,6 +128,9 @@ def make_energy(
     check_choice("energy.name", name, NETWORKS)
     check_choice("energy.head", head, (*HEADS, NO_HEAD))
     options = dict(kwargs)
+    if name not in BUILT_IN_NETWORKS:
+        options = _without_built_in_fields(name, {**options, "hidden": hidden})
+        hidden = options.pop("hidden", None)
     if activation is not None:
         check_choice("energy.activation", activation, ACTIVATIONS)
         options["activation"] = activation
@@ -169,8 +185,10 @@ def register(name: str, factory: Callable[..., nn.Module]) -> None:
       factory: ``factory(**options) -> flax.linen.Module`` mapping ``(n, ...)``
         inputs to ``f`` of shape ``(n,)``; a Module class is such a factory.
         From a config it gets the ``energy.*`` options that are set
-        (``activation``, ``hidden``, ``out_init_std``, ``param_init``), and the
-        config's head is put on top (``energy.head="none"`` for none).
+        (``activation``, ``out_init_std``), and the config's head is put on top
+        (``energy.head="none"`` for none). The fields of jebm's own networks
+        (``BUILT_IN_FIELDS``: ``hidden``, ``param_init``, ``conv_impl``,
+        ``spectral_norm``) are ignored with a warning.
 
     Raises:
       ValueError: if ``name`` is not a non-empty string or is one of jebm's
@@ -195,6 +213,18 @@ def unregister(name: str) -> None:
         raise ValueError(f"energy name {name!r} is not a registered one; registered: "
                          f"{sorted(set(NETWORKS) - set(BUILT_IN_NETWORKS))}")
     del NETWORKS[name]
+
+
+def _without_built_in_fields(name: str, options: dict) -> dict:
+    """``options`` less the fields of jebm's own networks (``BUILT_IN_FIELDS``), each one set warned about."""
+    kept = {}
+    for key, value in options.items():
+        if key not in BUILT_IN_FIELDS:
+            kept[key] = value
+        elif value not in (None, "", 0):  # "" / 0: the field's unset default
+            logging.warning("energy.%s=%r is ignored: it belongs to energy.name in %s, and %r is a registered "
+                            "energy", key, value, sorted(BUILT_IN_FIELDS[key]), name)
+    return kept
 
 
 def _registered_backbone(name: str, options: dict) -> nn.Module:

@@ -38,10 +38,41 @@ def eval_sampler_steps(config) -> int:
     return config.eval.sampler_steps or config.sampler.num_steps
 
 
-def fresh_samples(config, parts, params, rng_key, num_samples: int, num_steps: int) -> np.ndarray:
-    """``num_samples`` model samples from fresh noise chains after ``num_steps`` steps."""
-    sample = _sampler_program(parts, config.sampler.to_json(), num_samples, num_steps)
-    return np.asarray(sample(params, rng_key))
+def fresh_samples(config, parts, params, rng_key, num_samples: int, num_steps: int, *,
+                  progress: bool = False) -> np.ndarray:
+    """``num_samples`` model samples from fresh noise chains after ``num_steps`` steps.
+
+    ``progress=True`` reports the chains' progress as training does (a bar on a
+    terminal, else a log line every ``training.progress_every_s`` seconds): the
+    chains run a segment of steps at a time (``SEGMENTS`` segments), each step
+    with the key ``run_chain`` would give it, so the samples are the same bit
+    for bit as without progress.
+    """
+    sampler_json = config.sampler.to_json()
+    if not progress:
+        sample = _sampler_program(parts, sampler_json, num_samples, num_steps)
+        return np.asarray(sample(params, rng_key))
+    from jebm import train  # training's progress report (train imports this module)
+
+    start, advance = _segmented_sampler_programs(parts, sampler_json, num_samples, num_steps)
+    # At most SEGMENTS segments after the first step; each a whole number of sampler.unroll steps, so that
+    # the scan's unrolled groups of steps are those of the one run_chain (XLA simplifies across a group).
+    unroll = config.sampler.unroll
+    length = unroll * -(-max(num_steps - 1, 1) // (SEGMENTS * unroll))
+    bar = train._progress(num_steps, 0, True, config.training.get("progress_every_s", 30.0), desc="sample")
+    try:
+        state, keys = jax.block_until_ready(start(params, rng_key))
+        bar.update(1)
+        for first in range(1, num_steps, length):
+            state = jax.block_until_ready(advance(params, state, keys[first:first + length]))
+            bar.update(min(length, num_steps - first))
+    finally:
+        bar.close()
+    return np.asarray(state.position)
+
+
+# fresh_samples(..., progress=True): the number of segments a draw is run in (one progress update each).
+SEGMENTS = 100
 
 
 @functools.lru_cache(maxsize=16)
@@ -59,6 +90,40 @@ def _sampler_program(parts, sampler_json: str, n: int, num_steps: int):
         return state.position
 
     return sample
+
+
+@functools.lru_cache(maxsize=4)
+def _segmented_sampler_programs(parts, sampler_json: str, n: int, num_steps: int):
+    """``_sampler_program`` in pieces: ``start`` draws the chains and the per-step keys exactly as it
+    does (``run_chain`` splits its key into one key per step) and runs the first step; ``advance`` runs
+    the chains over a slice of the other keys. One call of ``advance`` per segment lets the host report
+    progress between segments.
+
+    The first step stays in the program that draws the chains, as in ``run_chain``: XLA simplifies the
+    initial momentum's arithmetic together with it (SGHMC), and a program boundary between them changes
+    the last bit of the samples (``tests/test_api.py`` holds the two paths equal).
+    """
+    scfg = config_dict.ConfigDict(json.loads(sampler_json))
+
+    def algorithm_for(params):
+        return sampler_factory.make_sampler(scfg, lambda x: parts.model.apply(params, x))
+
+    @jax.jit
+    def start(params, rng_key):
+        k_init, k_mom, k_run = jax.random.split(rng_key, 3)
+        algorithm = algorithm_for(params)
+        state = algorithm.init(parts.noise_fn(k_init, n), k_mom if scfg.momentum_init == "random" else None)
+        keys = jax.random.split(k_run, num_steps)
+        state, _ = algorithm.step(keys[0], state)
+        return state, keys
+
+    @jax.jit
+    def advance(params, state, keys):
+        algorithm = algorithm_for(params)
+        state, _ = jax.lax.scan(lambda s, key: (algorithm.step(key, s)[0], None), state, keys, unroll=scfg.unroll)
+        return state
+
+    return start, advance
 
 
 def _eval_key(config) -> jax.Array:
