@@ -6,6 +6,7 @@ field or file it names, the value given, and what is allowed.
 
 import errno
 import gzip
+import json
 import os
 import struct
 import subprocess
@@ -252,18 +253,11 @@ def test_batch_larger_than_dataset():
 
 
 def _validated_fields():
-    """Every single-field check in ``config_validation.validate``, read from its source: (kind, field, bounds)."""
-    import inspect
-    import re
+    """Every single-field check of the schema (``config_schema.FIELDS``) of a kind below: (kind, field, bounds)."""
+    from jebm import config_schema
 
-    from jebm import config_validation
-
-    source = inspect.getsource(config_validation.validate)
-    found = []
-    for kind, field, rest in re.findall(r'c\.(choice|number|integer|boolean)\("([\w.]+)"(.*)\)', source):
-        bounds = {k: float(v) for k, v in re.findall(r"\b(gt|ge|le)=(-?[\d.]+)", rest)}
-        found.append((kind, field, bounds))
-    return found
+    return [(f.check.kind, f.name, {k: float(v) for k, v in f.check.bounds.items()}) for f in config_schema.FIELDS
+            if f.check is not None and f.check.kind in ("choice", "number", "integer", "boolean")]
 
 
 VALIDATED = _validated_fields()
@@ -287,15 +281,33 @@ def _bad_values(kind, bounds):
     return out
 
 
-def test_the_validator_checks_the_fields_it_should():
-    fields = {f for _, f, _ in VALIDATED}
-    assert len(fields) >= 74, len(fields)  # the regex still reads the validator (74 fields when written)
-    schema = load_config("gmm_sgld")
-    for field in fields:  # every checked field exists in the schema
-        node = schema
-        for part in field.split("."):
-            assert part in node, field
-            node = node[part]
+def test_the_schema_makes_base_config_and_checks_every_field():
+    """base_config() has the schema's fields in its order (a name declared twice would be lost); each has help,
+    a check (but dataset.data_dir, any path) and, when it defaults to None, a placeholder of its type."""
+    from jebm import config_schema
+
+    assert len({f for _, f, _ in VALIDATED}) >= 88  # 88 fields when written
+    leaves = []
+
+    def visit(node, order, prefix):  # ConfigDict.keys() are sorted; its JSON keeps the fields' order
+        for key, value in order.items():
+            if isinstance(value, dict):
+                visit(node[key], value, f"{prefix}{key}.")
+            else:
+                leaves.append((f"{prefix}{key}", node.get_type(key)))
+
+    config = config_lib.base_config()
+    visit(config, json.loads(config.to_json()), "")
+    fields = config_schema.FIELDS
+    assert [name for name, _ in leaves] == [f.name for f in fields]
+    assert all(f.help for f in fields), [f.name for f in fields if not f.help]
+    assert [f.name for f in fields if f.check is None] == ["dataset.data_dir"]
+    nones = {f.name: f.placeholder_type for f in fields if f.default is None}
+    assert nones == {"energy.head_offset": float, "energy.beta_init": float, "energy.hidden": tuple,
+                     "energy.out_init_std": float, "sampler.num_chains": int, "sampler.bounds": tuple,
+                     "sampler.grad_clip": float, "eval.sampler_steps": int}
+    assert {name: t for name, t in leaves if name in nones} == nones
+    assert all(f.name in config_lib.describe() for f in fields)
 
 
 @pytest.mark.parametrize("kind,field,bounds", VALIDATED, ids=[f for _, f, _ in VALIDATED])
