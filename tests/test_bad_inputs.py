@@ -310,6 +310,36 @@ def test_the_schema_makes_base_config_and_checks_every_field():
     assert all(f.name in config_lib.describe() for f in fields)
 
 
+def test_a_registered_energy_ignores_the_fields_of_jebms_networks(caplog):
+    """configs/gmm_sghmc.py sets its MLP's energy.param_init; with a registered energy in its place that field (and
+    a CNN's) is ignored with a warning, not an error. On another of jebm's own networks it stays an error."""
+    import flax.linen as nn
+
+    from jebm import energies
+
+    energies.register("test_swapped", lambda **options: nn.Dense(1))
+    try:
+        config = load_config("gmm_sghmc", "smoke")
+        assert config.energy.param_init == "lecun_normal"
+        config.energy.name, config.energy.spectral_norm = "test_swapped", 2
+        with caplog.at_level("WARNING"):
+            config_validation.validate(config)
+        for field, owners in (("param_init='lecun_normal'", "['mlp', 'toy_mlp']"),
+                              ("spectral_norm=2", "['custom_cnn', 'lenet']")):
+            assert f"energy.{field} is ignored: it belongs to energy.name in {owners}, and 'test_swapped' is a " \
+                   "registered energy" in caplog.text, (field, caplog.text)
+        config.energy.name = "lenet"
+        with pytest.raises(ConfigError) as err:
+            config_validation.validate(config)
+        assert "energy.param_init='lecun_normal' applies to energy.name in ['mlp', 'toy_mlp'], not 'lenet'" in str(err.value)
+    finally:
+        energies.unregister("test_swapped")
+    config.energy.name = "test_swapped"  # unregistered now: an unknown name, whose fields are errors too
+    with pytest.raises(ConfigError, match=r"(?s)energy.name='test_swapped' is not one of.*param_init='lecun_normal' "
+                                          r"applies to energy.name in \['mlp', 'toy_mlp'\], not 'test_swapped'"):
+        config_validation.validate(config)
+
+
 @pytest.mark.parametrize("kind,field,bounds", VALIDATED, ids=[f for _, f, _ in VALIDATED])
 def test_every_validated_field_rejects_bad_values(kind, field, bounds):
     """A bad-value test for each field the validator checks: the error names the field and the value."""

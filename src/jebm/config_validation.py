@@ -8,6 +8,7 @@ once: first the fields' own checks (in the schema's order), then the rules.
 
 from __future__ import annotations
 
+import logging
 from typing import Callable, Mapping
 
 from ml_collections import config_dict
@@ -15,7 +16,7 @@ from ml_collections import config_dict
 from jebm import config_schema
 from jebm.config_schema import is_int, is_number
 from jebm.data import mnist, pipeline
-from jebm.energies.factory import CNN_NETWORKS
+from jebm.energies.factory import BUILT_IN_NETWORKS, CNN_NETWORKS, NETWORKS
 from jebm.energies.heads import BETA_HEADS
 
 
@@ -84,14 +85,20 @@ NETWORK_FIELDS = {
 
 
 def _network_fields_fit_network(get: _Fields) -> list:
-    """A set field of ``NETWORK_FIELDS`` on another network is an error."""
+    """A set field of ``NETWORK_FIELDS`` on another of jebm's networks is an error. A registered
+    energy ignores it, with a warning, so a shipped config runs with the user's energy swapped in
+    (configs/gmm_sghmc.py sets its MLP's param_init)."""
     errors, name = [], get("energy.name")
     for field, (networks, note) in NETWORK_FIELDS.items():
         value = get(field)
         if not get.good(field) or not value or name in networks:
             continue
-        where = f"={networks[0]!r}" if len(networks) == 1 else f" in {sorted(networks)}"
-        errors.append(f"{field}={value!r} applies to energy.name{where}, not {name!r}{note}")
+        if name in BUILT_IN_NETWORKS or name not in NETWORKS:
+            where = f"={networks[0]!r}" if len(networks) == 1 else f" in {sorted(networks)}"
+            errors.append(f"{field}={value!r} applies to energy.name{where}, not {name!r}{note}")
+        else:
+            logging.warning("%s=%r is ignored: it belongs to energy.name in %s, and %r is a registered energy",
+                            field, value, sorted(networks), name)
     return errors
 
 
