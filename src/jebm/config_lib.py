@@ -164,3 +164,8 @@ def smoke(config: config_dict.ConfigDict) -> None:
     config.eval.ais_curve = (5,)
     config.eval.likelihood_grid = 64
 
+
+# The presets both toy configs (configs/gmm_sgld.py, configs/gmm_sghmc.py) offer.
+TOY_PRESETS: dict[str, Preset] = {
+    "beta": beta_head, "cosine": cosine, "eq20": eq20, "gamma": gamma_head, "smoke": smoke,
+}
