@@ -107,7 +107,7 @@ def boolean() -> Check:
 
 
 def int_tuple(must: str, *, ge: int = 1, non_empty: bool = False, allow_none: bool = False) -> Check:
-    """A tuple of integers >= ``ge`` (``non_empty``: at least one); ``must`` ends the error."""
+    """A tuple (or list) of integers >= ``ge`` (``non_empty``: at least one); ``must`` ends the error."""
 
     def test(v):
         if v is None and allow_none:
@@ -124,7 +124,7 @@ def custom(ok: Callable[[Any], bool], must: str, *, type: Optional[type] = None)
 
 
 def _interval(v) -> bool:
-    return (isinstance(v, (tuple, list)) and len(v) == 2 and all(is_number(b) for b in v) and v[0] < v[1])
+    return isinstance(v, (tuple, list)) and len(v) == 2 and all(is_number(b) for b in v) and v[0] < v[1]
 
 
 def _names(module: str, *attrs: str, plus: tuple[str, ...] = ()) -> Callable[[], tuple[str, ...]]:
