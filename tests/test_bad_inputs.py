@@ -6,6 +6,7 @@ field or file it names, the value given, and what is allowed.
 
 import errno
 import gzip
+import json
 import os
 import struct
 import subprocess
@@ -66,7 +67,7 @@ CONFIG_CASES = [
     # (those are all covered by test_every_validated_field_rejects_bad_values below).
     ({"energy.conv_impl": "fft"}, ["energy.conv_impl='fft'", "['', 'im2col', 'xla']"]),
     ({"energy.conv_impl": "xla"}, ["energy.conv_impl='xla' applies to energy.name in ['custom_cnn', 'lenet', 'nonlocal_cnn']"]),
-    ({"energy.channels": 16}, ["energy.channels=16 applies to energy.name in ['nonlocal_cnn'], not 'toy_mlp'"]),
+    ({"energy.channels": 16}, ["energy.channels=16 applies to energy.name='nonlocal_cnn', not 'toy_mlp'"]),
     ({"training.convergence_every": 10}, ["training.convergence_every=10 needs image data", "'fashion_mnist', 'mnist'",
                                           "dataset.name='gmm8'"]),
     ({"training.convergence_lengths": (100, 0)}, ["training.convergence_lengths=(100, 0)", "chain lengths >= 1"]),
@@ -252,18 +253,11 @@ def test_batch_larger_than_dataset():
 
 
 def _validated_fields():
-    """Every single-field check in ``config_validation.validate``, read from its source: (kind, field, bounds)."""
-    import inspect
-    import re
+    """Every single-field check of the schema (``config_schema.FIELDS``) of a kind below: (kind, field, bounds)."""
+    from jebm import config_schema
 
-    from jebm import config_validation
-
-    source = inspect.getsource(config_validation.validate)
-    found = []
-    for kind, field, rest in re.findall(r'c\.(choice|number|integer|boolean)\("([\w.]+)"(.*)\)', source):
-        bounds = {k: float(v) for k, v in re.findall(r"\b(gt|ge|le)=(-?[\d.]+)", rest)}
-        found.append((kind, field, bounds))
-    return found
+    return [(f.check.kind, f.name, {k: float(v) for k, v in f.check.bounds.items()}) for f in config_schema.FIELDS
+            if f.check is not None and f.check.kind in ("choice", "number", "integer", "boolean")]
 
 
 VALIDATED = _validated_fields()
@@ -287,15 +281,59 @@ def _bad_values(kind, bounds):
     return out
 
 
-def test_the_validator_checks_the_fields_it_should():
-    fields = {f for _, f, _ in VALIDATED}
-    assert len(fields) >= 74, len(fields)  # the regex still reads the validator (74 fields when written)
-    schema = load_config("gmm_sgld")
-    for field in fields:  # every checked field exists in the schema
-        node = schema
-        for part in field.split("."):
-            assert part in node, field
-            node = node[part]
+def test_the_schema_makes_base_config_and_checks_every_field():
+    """base_config() has the schema's fields in its order (a name declared twice would be lost); each has help,
+    a check (but dataset.data_dir, any path) and, when it defaults to None, a placeholder of its type."""
+    from jebm import config_schema
+
+    assert len({f for _, f, _ in VALIDATED}) >= 88  # 88 fields when written
+    leaves = []
+
+    def visit(node, order, prefix):  # ConfigDict.keys() are sorted; its JSON keeps the fields' order
+        for key, value in order.items():
+            if isinstance(value, dict):
+                visit(node[key], value, f"{prefix}{key}.")
+            else:
+                leaves.append((f"{prefix}{key}", node.get_type(key)))
+
+    config = config_lib.base_config()
+    visit(config, json.loads(config.to_json()), "")
+    fields = config_schema.FIELDS
+    assert [name for name, _ in leaves] == [f.name for f in fields]
+    assert all(f.help for f in fields), [f.name for f in fields if not f.help]
+    assert [f.name for f in fields if f.check is None] == ["dataset.data_dir"]
+    nones = {f.name: f.placeholder_type for f in fields if f.default is None}
+    assert nones == {"energy.head_offset": float, "energy.beta_init": float, "energy.hidden": tuple,
+                     "energy.out_init_std": float, "sampler.num_chains": int, "sampler.bounds": tuple,
+                     "sampler.grad_clip": float, "eval.sampler_steps": int}
+    assert {name: t for name, t in leaves if name in nones} == nones
+    assert all(f.name in config_lib.describe() for f in fields)
+
+
+def test_a_registered_energy_ignores_the_fields_of_jebms_networks():
+    """configs/gmm_sghmc.py sets its MLP's energy.param_init; with a registered energy in its place that field (and
+    a CNN's) passes validation (make_energy drops it with a warning: test_custom_parts). On another of jebm's own
+    networks it stays an error."""
+    import flax.linen as nn
+
+    from jebm import energies
+
+    energies.register("test_swapped", lambda **options: nn.Dense(1))
+    try:
+        config = load_config("gmm_sghmc", "smoke")
+        assert config.energy.param_init == "lecun_normal"
+        config.energy.name, config.energy.spectral_norm = "test_swapped", 2
+        config_validation.validate(config)
+        config.energy.name = "lenet"
+        with pytest.raises(ConfigError) as err:
+            config_validation.validate(config)
+        assert "energy.param_init='lecun_normal' applies to energy.name in ['mlp', 'toy_mlp'], not 'lenet'" in str(err.value)
+    finally:
+        energies.unregister("test_swapped")
+    config.energy.name = "test_swapped"  # unregistered now: an unknown name, whose fields are errors too
+    with pytest.raises(ConfigError, match=r"(?s)energy.name='test_swapped' is not one of.*param_init='lecun_normal' "
+                                          r"applies to energy.name in \['mlp', 'toy_mlp'\], not 'test_swapped'"):
+        config_validation.validate(config)
 
 
 @pytest.mark.parametrize("kind,field,bounds", VALIDATED, ids=[f for _, f, _ in VALIDATED])

@@ -1,255 +1,173 @@
 """Checks every config field before anything is built or compiled.
 
-Each error names the field, the value given and what is allowed, and all
-problems are reported at once.
+Each field's own check is declared with it in ``jebm.config_schema``; the rules
+that relate several fields are the functions in :data:`RULES`. Each error names
+the field, the value given and what is allowed, and all problems are reported at
+once: first the fields' own checks (in the schema's order), then the rules.
 """
 
 from __future__ import annotations
 
-import numbers
+from typing import Callable, Mapping
 
 from ml_collections import config_dict
 
-from jebm import losses, optim
+from jebm import config_schema
+from jebm.config_schema import is_int, is_number
 from jebm.data import mnist, pipeline
-from jebm.energies.heads import BETA_HEADS, HEADS
-from jebm.energies.networks import ACTIVATIONS, DENSE_INITS
-from jebm.energies.factory import BUILT_IN_FIELDS, BUILT_IN_NETWORKS, NETWORKS, NO_HEAD
-from jebm.samplers import factory as sampler_factory
-from jebm.samplers.sghmc import INTEGRATORS
+from jebm.energies.factory import BUILT_IN_FIELDS, BUILT_IN_NETWORKS, NETWORKS
+from jebm.energies.heads import BETA_HEADS
 
 
 class ConfigError(ValueError):
     """One or more config fields are invalid."""
 
 
-def _is_number(v) -> bool:
-    return isinstance(v, numbers.Real) and not isinstance(v, bool)
+_MISSING = object()
 
 
-def _is_int(v) -> bool:
-    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+class _Fields:
+    """Reads dotted fields of a config; a missing one reads as None (its own check reported it)."""
 
-
-class _Checker:
     def __init__(self, config):
         self.config = config
-        self.errors: list[str] = []
+        self.failed: set[str] = set()  # fields whose own check failed
 
-    def get(self, field: str):
+    def lookup(self, field: str):
         node = self.config
         for part in field.split("."):
-            if part not in node:
-                self.errors.append(f"{field} is missing from the config")
-                return None
+            if not isinstance(node, (config_dict.ConfigDict, Mapping)) or part not in node:
+                return _MISSING
             node = node[part]
         return node
 
-    def choice(self, field, valid):
-        v = self.get(field)
-        if v not in valid:
-            self.errors.append(f"{field}={v!r} is not one of {sorted(valid)}")
+    def __call__(self, field: str):
+        value = self.lookup(field)
+        return None if value is _MISSING else value
 
-    def number(self, field, *, gt=None, ge=None, le=None, allow_none=False):
-        v = self.get(field)
-        if v is None and allow_none:
-            return
-        if not _is_number(v):
-            self.errors.append(f"{field}={v!r} must be a number")
-            return
-        bounds = []
-        if gt is not None and not v > gt:
-            bounds.append(f"> {gt}")
-        if ge is not None and not v >= ge:
-            bounds.append(f">= {ge}")
-        if le is not None and not v <= le:
-            bounds.append(f"<= {le}")
-        if bounds:
-            self.errors.append(f"{field}={v!r} must be " + " and ".join(bounds))
-
-    def integer(self, field, *, ge=None, allow_none=False):
-        v = self.get(field)
-        if v is None and allow_none:
-            return
-        if not _is_int(v):
-            self.errors.append(f"{field}={v!r} must be an integer")
-        elif ge is not None and v < ge:
-            self.errors.append(f"{field}={v!r} must be an integer >= {ge}")
-
-    def boolean(self, field):
-        v = self.get(field)
-        if not isinstance(v, bool):
-            self.errors.append(f"{field}={v!r} must be true or false")
+    def good(self, field: str) -> bool:
+        """The field is there and passed its own check."""
+        return field not in self.failed and self.lookup(field) is not _MISSING
 
 
-def _belongs_to_its_networks(c: _Checker, field: str, value, note: str = "") -> None:
-    """``energy.<field>``, set, is one of jebm's own networks' fields: an error for another of jebm's
-    networks; a registered energy ignores it (``jebm.energies.make_energy`` warns), so a shipped config
-    runs with the user's energy swapped in."""
-    name, owners = c.get("energy.name"), BUILT_IN_FIELDS[field]
-    if name in BUILT_IN_NETWORKS and name not in owners:
-        c.errors.append(f"energy.{field}={value!r} applies to energy.name in {sorted(owners)}, not {name!r}{note}")
+# Rules: each takes the config's fields and returns its errors (empty when the rule holds).
+Rule = Callable[[_Fields], list]
+
+
+def _source_fits_dataset(get: _Fields) -> list:
+    name, source = get("dataset.name"), get("dataset.source")
+    image = pipeline.IMAGE_DATASETS.get(name) if pipeline.is_image_data(name) else None
+    if image is not None and source in mnist.VALID_SOURCES and source not in image.sources:
+        return [f"dataset.source={source!r} does not apply to dataset.name={name!r} ({image.where}); "
+                f"valid: {sorted(image.sources)}"]
+    return []
+
+
+def _beta_fields_fit_head(get: _Fields) -> list:
+    errors = []
+    learnable, init, head = get("energy.beta_learnable"), get("energy.beta_init"), get("energy.head")
+    if learnable is False and init is None:
+        errors.append("energy.beta_learnable=False needs energy.beta_init (the fixed β), e.g. 1.0")
+    if (learnable is False or init is not None) and head not in BETA_HEADS:
+        errors.append(f"energy.beta_learnable / energy.beta_init apply to energy.head in {sorted(BETA_HEADS)}, "
+                      f"not {head!r}")
+    return errors
+
+
+# Notes for the errors on the energy.* fields that belong to some of jebm's own networks
+# (jebm.energies.factory.BUILT_IN_FIELDS says which; energy.hidden is checked where the MLP is built).
+NETWORK_FIELD_NOTES = {"conv_impl": "", "channels": " (0 = the network's default)", "spectral_norm": " (0 = off)",
+                       "param_init": ""}
+
+
+def _network_fields_fit_network(get: _Fields) -> list:
+    """A set field of ``BUILT_IN_FIELDS`` on another of jebm's networks is an error. A registered
+    energy ignores it (``jebm.energies.make_energy`` drops it with a warning), so a shipped config runs
+    with the user's energy swapped in (configs/gmm_sghmc.py sets its MLP's param_init)."""
+    errors, name = [], get("energy.name")
+    for key, note in NETWORK_FIELD_NOTES.items():
+        field, networks = f"energy.{key}", BUILT_IN_FIELDS[key]
+        value = get(field)
+        if not get.good(field) or not value or name in networks:
+            continue
+        if name in BUILT_IN_NETWORKS or name not in NETWORKS:
+            where = f"={networks[0]!r}" if len(networks) == 1 else f" in {sorted(networks)}"
+            errors.append(f"{field}={value!r} applies to energy.name{where}, not {name!r}{note}")
+    return errors
+
+
+def _grad_clip_not_for_mala(get: _Fields) -> list:
+    if get("sampler.grad_clip") is not None and get("sampler.name") == "mala":
+        return [f"sampler.grad_clip={get('sampler.grad_clip')!r} is for sampler.name in ['sghmc', 'sgld'], "
+                "not 'mala' (MALA is exact; set sampler.grad_clip=None)"]
+    return []
+
+
+def _chain_box_is_a_box(get: _Fields) -> list:
+    low, high = get("chain_init.low"), get("chain_init.high")
+    if is_number(low) and is_number(high) and not low < high:
+        return [f"chain_init.low={low!r} must be < chain_init.high={high!r}"]
+    return []
+
+
+def _image_data_for(field: str, is_set: Callable, message: Callable) -> Rule:
+    """A rule: ``field`` set (``is_set(value)``) needs image data; ``message(value, name)`` says so."""
+
+    def rule(get: _Fields) -> list:
+        value, name = get(field), get("dataset.name")
+        if is_set(value) and not pipeline.is_image_data(name):
+            return [message(value, name)]
+        return []
+
+    rule.__name__ = f"_{field.replace('.', '_')}_needs_image_data"
+    return rule
+
+
+_convergence_watch_needs_images = _image_data_for(
+    "training.convergence_every", lambda v: is_int(v) and v > 0,
+    lambda v, name: f"training.convergence_every={v!r} needs image data (dataset.name in "
+                    f"{sorted(pipeline.IMAGE_DATASETS)}), not dataset.name={name!r} (0 = off)")
+_box_kde_needs_images = _image_data_for(
+    "eval.ais_base", lambda v: v == "box_kde",
+    lambda v, name: f"eval.ais_base='box_kde' needs training images (dataset.name in "
+                    f"{sorted(pipeline.IMAGE_DATASETS)}), not dataset.name={name!r}; use eval.ais_base='uniform'")
+
+
+def _bank_holds_the_chains(get: _Fields) -> list:
+    persistent, bank = get("chain_init.persistent"), get("chain_init.bank_size")
+    n = get("sampler.num_chains") or get("training.batch_size")
+    if persistent is True and is_int(bank) and is_int(n) and bank < n:
+        return [f"chain_init.bank_size={bank} must be >= the number of chains per step ({n})"]
+    return []
+
+
+RULES: tuple[Rule, ...] = (
+    _source_fits_dataset,
+    _beta_fields_fit_head,
+    _network_fields_fit_network,
+    _grad_clip_not_for_mala,
+    _chain_box_is_a_box,
+    _convergence_watch_needs_images,
+    _box_kde_needs_images,
+    _bank_holds_the_chains,
+)
 
 
 def validate(config: config_dict.ConfigDict) -> None:
     """Raises ``ConfigError`` listing every invalid field of ``config``."""
-    c = _Checker(config)
-    c.integer("seed", ge=0)
-    # dataset
-    c.choice("dataset.name", pipeline.dataset_names())
-    c.number("dataset.held_out_fraction", gt=0, le=0.5)
-    c.choice("dataset.mode", pipeline.TOY_MODES)
-    c.integer("dataset.points_per_epoch", ge=1)
-    c.integer("dataset.num_points", ge=1)
-    c.choice("dataset.source", mnist.VALID_SOURCES)
-    name, source = c.get("dataset.name"), c.get("dataset.source")
-    if pipeline.is_image_data(name) and source in mnist.VALID_SOURCES and source not in pipeline.IMAGE_DATASETS[name].sources:
-        image = pipeline.IMAGE_DATASETS[name]
-        c.errors.append(f"dataset.source={source!r} does not apply to dataset.name={name!r} ({image.where}); "
-                        f"valid: {sorted(image.sources)}")
-    c.choice("dataset.scale", mnist.VALID_SCALES)
-    c.number("dataset.noise_std", ge=0)
-    c.integer("dataset.max_train_images", ge=0)
-    # energy
-    c.choice("energy.name", NETWORKS)
-    c.choice("energy.head", (*HEADS, NO_HEAD))
-    c.number("energy.head_offset", allow_none=True)
-    c.boolean("energy.beta_learnable")
-    c.number("energy.beta_init", allow_none=True)
-    if c.get("energy.beta_learnable") is False and c.get("energy.beta_init") is None:
-        c.errors.append("energy.beta_learnable=False needs energy.beta_init (the fixed β), e.g. 1.0")
-    if (c.get("energy.beta_learnable") is False or c.get("energy.beta_init") is not None) and c.get("energy.head") not in BETA_HEADS:
-        c.errors.append(f"energy.beta_learnable / energy.beta_init apply to energy.head in {sorted(BETA_HEADS)}, "
-                        f"not {c.get('energy.head')!r}")
-    act = c.get("energy.activation")
-    if act not in ("", *ACTIVATIONS):
-        c.errors.append(f"energy.activation={act!r} is not one of {sorted(('',) + tuple(ACTIVATIONS))} ('' = the network's default)")
-    hidden = c.get("energy.hidden")
-    if hidden is not None and (not hidden or not all(_is_int(h) and h > 0 for h in hidden)):
-        c.errors.append(f"energy.hidden={hidden!r} must be a non-empty tuple of positive integers")
-    c.number("energy.out_init_std", gt=0, allow_none=True)
-    conv = c.get("energy.conv_impl")
-    if conv not in ("", "xla", "im2col"):
-        c.errors.append(f"energy.conv_impl={conv!r} is not one of ['', 'im2col', 'xla'] ('' = im2col on the CPU, xla elsewhere)")
-    elif conv:
-        _belongs_to_its_networks(c, "conv_impl", conv)
-    c.integer("energy.channels", ge=0)
-    if _is_int(c.get("energy.channels")) and c.get("energy.channels") > 0:
-        _belongs_to_its_networks(c, "channels", c.get("energy.channels"), " (0 = the network's default)")
-    c.integer("energy.spectral_norm", ge=0)
-    if _is_int(c.get("energy.spectral_norm")) and c.get("energy.spectral_norm") > 0:
-        _belongs_to_its_networks(c, "spectral_norm", c.get("energy.spectral_norm"), " (0 = off)")
-    init = c.get("energy.param_init")
-    if init not in ("", *DENSE_INITS):
-        c.errors.append(f"energy.param_init={init!r} is not one of {sorted(('',) + DENSE_INITS)} ('' = Flax's default)")
-    elif init:
-        _belongs_to_its_networks(c, "param_init", init)
-    # sampler
-    c.choice("sampler.name", sampler_factory.SAMPLERS)
-    c.number("sampler.step_size", gt=0)
-    c.integer("sampler.num_steps", ge=1)
-    c.integer("sampler.num_chains", ge=1, allow_none=True)
-    c.number("sampler.temperature", gt=0)
-    c.number("sampler.friction", gt=0)
-    c.number("sampler.mass", gt=0)
-    c.choice("sampler.mass_convention", sampler_factory.MASS_CONVENTIONS)
-    c.choice("sampler.integrator", INTEGRATORS)
-    c.choice("sampler.momentum_init", ("random", "zero"))
-    c.integer("sampler.unroll", ge=1)
-    c.integer("sampler.chunk_size", ge=0)
-    bounds = c.get("sampler.bounds")
-    if bounds is not None and not (len(bounds) == 2 and all(_is_number(b) for b in bounds) and bounds[0] < bounds[1]):
-        c.errors.append(f"sampler.bounds={bounds!r} must be None or (low, high) with low < high, e.g. (-1.0, 1.0)")
-    c.number("sampler.grad_clip", gt=0, allow_none=True)
-    if c.get("sampler.grad_clip") is not None and c.get("sampler.name") == "mala":
-        c.errors.append(f"sampler.grad_clip={c.get('sampler.grad_clip')!r} is for sampler.name in ['sghmc', 'sgld'], "
-                        "not 'mala' (MALA is exact; set sampler.grad_clip=None)")
-    # chains
-    c.choice("chain_init.name", sampler_factory.CHAIN_INITS)
-    c.number("chain_init.low")
-    c.number("chain_init.high")
-    if _is_number(c.get("chain_init.low")) and _is_number(c.get("chain_init.high")) and not c.get("chain_init.low") < c.get("chain_init.high"):
-        c.errors.append(f"chain_init.low={c.get('chain_init.low')!r} must be < chain_init.high={c.get('chain_init.high')!r}")
-    c.number("chain_init.mean")
-    c.number("chain_init.std", gt=0)
-    c.boolean("chain_init.persistent")
-    c.integer("chain_init.bank_size", ge=1)
-    c.number("chain_init.reinit_fraction", ge=0, le=1)
-    # loss and optimizer
-    c.choice("loss.name", losses.LOSSES)
-    c.number("loss.l2_energy", ge=0)
-    c.choice("optimizer.name", optim.OPTIMIZERS)
-    c.number("optimizer.learning_rate", gt=0)
-    c.number("optimizer.weight_decay", ge=0)
-    c.choice("optimizer.schedule", optim.SCHEDULES)
-    c.number("optimizer.final_lr_fraction", ge=0, le=1)
-    c.integer("optimizer.warmup_steps", ge=0)
-    # training
-    c.integer("training.batch_size", ge=1)
-    c.integer("training.num_epochs", ge=1)
-    c.integer("training.max_steps", ge=0)
-    c.integer("training.log_every", ge=1)
-    c.integer("training.checkpoint_every", ge=1)
-    c.integer("training.keep_checkpoints", ge=1)
-    c.integer("training.sample_every", ge=0)
-    c.boolean("training.progress")
-    c.number("training.progress_every_s", gt=0)
-    c.number("training.ema_decay", ge=0)
-    if _is_number(c.get("training.ema_decay")) and not c.get("training.ema_decay") < 1:
-        c.errors.append(f"training.ema_decay={c.get('training.ema_decay')!r} must be in [0, 1) (0 = off)")
-    c.integer("training.convergence_every", ge=0)
-    c.integer("training.convergence_chains", ge=2)
-    lengths = c.get("training.convergence_lengths")
-    if lengths is None or not lengths or not all(_is_int(n) and n >= 1 for n in lengths):
-        c.errors.append(f"training.convergence_lengths={lengths!r} must be a non-empty tuple of chain lengths >= 1, "
-                        "e.g. (500, 2000)")
-    if _is_int(c.get("training.convergence_every")) and c.get("training.convergence_every") > 0 and \
-            not pipeline.is_image_data(c.get("dataset.name")):
-        c.errors.append(f"training.convergence_every={c.get('training.convergence_every')!r} needs image data "
-                        f"(dataset.name in {sorted(pipeline.IMAGE_DATASETS)}), not dataset.name={c.get('dataset.name')!r} "
-                        "(0 = off)")
-    # evaluation
-    c.integer("eval.num_samples", ge=2)
-    c.integer("eval.sampler_steps", ge=1, allow_none=True)
-    c.integer("eval.long_run_steps", ge=1)
-    c.integer("eval.ks_repeats", ge=1)
-    c.integer("eval.grid_size", ge=2)
-    c.number("eval.grid_lim", gt=0)
-    c.boolean("eval.quality")
-    c.integer("eval.quality_reference", ge=2)
-    c.integer("eval.long_run_samples", ge=0)
-    c.integer("eval.ais_temps", ge=0)
-    c.integer("eval.ais_chains", ge=2)
-    ais_curve = c.get("eval.ais_curve")
-    if ais_curve is None or not all(_is_int(n) and n >= 1 for n in ais_curve):
-        c.errors.append(f"eval.ais_curve={ais_curve!r} must be a tuple of temperature counts >= 1, e.g. (10, 100)")
-    c.choice("eval.ais_base", ("uniform", "box_kde"))
-    c.integer("eval.ais_kde_centres", ge=1)
-    c.number("eval.ais_kde_scale", gt=0)
-    c.number("eval.ais_kde_margin", gt=0)
-    c.number("eval.ais_kde_tilt", ge=0)
-    if _is_number(c.get("eval.ais_kde_margin")) and not c.get("eval.ais_kde_margin") < 1:
-        c.errors.append(f"eval.ais_kde_margin={c.get('eval.ais_kde_margin')!r} must be in (0, 1): a fraction of the box's half-width")
-    if c.get("eval.ais_base") == "box_kde" and not pipeline.is_image_data(c.get("dataset.name")):
-        c.errors.append(f"eval.ais_base='box_kde' needs training images (dataset.name in {sorted(pipeline.IMAGE_DATASETS)}), "
-                        f"not dataset.name={c.get('dataset.name')!r}; use eval.ais_base='uniform'")
-    c.number("eval.likelihood_lim", gt=0)
-    c.integer("eval.likelihood_grid", ge=4)
-    curve = c.get("eval.long_run_curve")
-    if curve is None or not all(_is_int(n) and n >= 1 for n in curve):
-        c.errors.append(f"eval.long_run_curve={curve!r} must be a tuple of chain lengths >= 1, e.g. (100, 1000)")
-    # guard
-    c.number("guard.max_abs_energy", gt=0)
-    c.number("guard.max_grad_norm", gt=0)
-    c.choice("guard.on_divergence", ("rollback", "stop"))
-    c.integer("guard.max_rollbacks", ge=0)
-    c.number("guard.lr_factor", gt=0, le=1)
-    c.boolean("sharding.enabled")
-    c.boolean("sharding.distributed")
-    c.integer("sharding.num_cpu_devices", ge=0)
-    # cross-field
-    persistent, bank, n = c.get("chain_init.persistent"), c.get("chain_init.bank_size"), c.get("sampler.num_chains") or c.get("training.batch_size")
-    if persistent is True and _is_int(bank) and _is_int(n) and bank < n:
-        c.errors.append(f"chain_init.bank_size={bank} must be >= the number of chains per step ({n})")
-    if c.errors:
-        raise ConfigError("invalid config:\n  " + "\n  ".join(c.errors))
+    get, errors = _Fields(config), []
+    for field in config_schema.FIELDS:
+        if field.check is None:
+            continue
+        value = get.lookup(field.name)
+        if value is _MISSING:
+            errors.append(f"{field.name} is missing from the config")
+            continue
+        problem = field.check.test(value)
+        if problem:
+            get.failed.add(field.name)
+            errors.append(f"{field.name}={value!r} {problem}")
+    for rule in RULES:
+        errors += rule(get)
+    if errors:
+        raise ConfigError("invalid config:\n  " + "\n  ".join(errors))

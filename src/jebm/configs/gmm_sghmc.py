@@ -84,11 +84,7 @@ PRESETS = {
     "nopcd": nopcd,
     "pcd": pcd,
     "quadratic": quadratic,
-    "beta": config_lib.beta_head,
-    "cosine": config_lib.cosine,
-    "eq20": config_lib.eq20,
-    "gamma": config_lib.gamma_head,
-    "smoke": config_lib.smoke,
+    **config_lib.TOY_PRESETS,
     "torch_init": config_lib.torch_init,
 }
 

@@ -48,12 +48,8 @@ PRESETS = {
     "stable": stable,
     "pcd": pcd,
     "quadratic": quadratic,
-    "beta": config_lib.beta_head,
-    "cosine": config_lib.cosine,
-    "eq20": config_lib.eq20,
-    "gamma": config_lib.gamma_head,
+    **config_lib.TOY_PRESETS,
     "lecun_init": config_lib.lecun_init,
-    "smoke": config_lib.smoke,
 }
 
 

@@ -35,23 +35,10 @@ Presets (comma-separated, applied in order): as in configs/mnist_sgld.py,
   smoke      a seconds-long run for tests
 """
 
-import importlib.util
 import math
-import pathlib
 
 from jebm import config_lib
-
-
-def _sgld_config_module():
-    """configs/mnist_sgld.py, which holds the shared Table 4 settings and presets."""
-    path = pathlib.Path(__file__).with_name("mnist_sgld.py")
-    spec = importlib.util.spec_from_file_location("_mnist_sgld_config", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-_SGLD = _sgld_config_module()
+from jebm.configs import mnist_sgld
 
 # Momentum memory m/(ηC), in sampler steps, of both the default and the cpu recipe.
 MEMORY_STEPS = 10.0
@@ -67,39 +54,33 @@ def set_sghmc(c, langevin_step: float, mass: float = 1.0, memory_steps: float = 
 
 
 def cpu(c):
-    _SGLD.cpu_bank10k(c)
+    mnist_sgld.cpu_bank10k(c)
     set_sghmc(c, langevin_step=2e-4)
 
 
 def cpu_lr5e4(c):
-    _SGLD.cpu_lr5e4(c)
+    mnist_sgld.cpu_lr5e4(c)
     set_sghmc(c, langevin_step=2e-4)
 
 
 def cpu_shortrun(c):
-    _SGLD.cpu_shortrun(c)
+    mnist_sgld.cpu_shortrun(c)
     set_sghmc(c, langevin_step=2e-4)
 
 
 PRESETS = {
-    "cpu": cpu,
-    "cpu_lr5e4": cpu_lr5e4,
-    "cpu_shortrun": cpu_shortrun,
-    "pcd": _SGLD.pcd,
-    "quadratic": _SGLD.quadratic,
-    "smoke": _SGLD.smoke,
-    "vanilla": _SGLD.vanilla,
+    "cpu": cpu, "cpu_lr5e4": cpu_lr5e4, "cpu_shortrun": cpu_shortrun, **mnist_sgld.FIGURE_4, "smoke": mnist_sgld.smoke,
 }
 
 
 def get_config(arg=None):
     c = config_lib.base_config()
-    _SGLD.base(c)
+    mnist_sgld.base(c)
     c.sampler.name = "sghmc"
     c.sampler.num_steps = 1000
     c.sampler.mass_convention = "mass"
     c.sampler.integrator = "symplectic_euler"
     c.sampler.momentum_init = "random"
     set_sghmc(c, langevin_step=5e-6)
-    _SGLD.quadratic(c)
+    mnist_sgld.quadratic(c)
     return config_lib.apply_presets(c, arg, PRESETS)

@@ -180,7 +180,10 @@ def smoke(c):
     c.eval.long_run_curve = (10,)  # and long_run_steps = 20 from config_lib.smoke
 
 
-PRESETS = {"cpu": cpu, "cpu_3k": cpu_3k, "cpu_6k": cpu_6k, "cpu_bank10k": cpu_bank10k, "cpu_lr5e4": cpu_lr5e4, "cpu_shortrun": cpu_shortrun, "pcd": pcd, "quadratic": quadratic, "smoke": smoke, "vanilla": vanilla}
+# Figure 4's three variants, shared with configs/mnist_sghmc.py.
+FIGURE_4 = {"pcd": pcd, "quadratic": quadratic, "vanilla": vanilla}
+PRESETS = {"cpu": cpu, "cpu_3k": cpu_3k, "cpu_6k": cpu_6k, "cpu_bank10k": cpu_bank10k, "cpu_lr5e4": cpu_lr5e4,
+           "cpu_shortrun": cpu_shortrun, **FIGURE_4, "smoke": smoke}
 
 
 def base(c):
