@@ -38,6 +38,7 @@ from typing import NamedTuple
 import jax
 
 from jebm.samplers import base
+from jebm.samplers.proposal import langevin_proposal
 
 Array = jax.Array
 
@@ -77,13 +78,8 @@ def build_kernel(bounds=None, grad_clip=None):
 
     def kernel(rng_key, state: State, energy_fn: base.EnergyFn, step_size, temperature=1.0):
         noise = base.normal_like(rng_key, state.position)
-        noise_scale = (2.0 * step_size * temperature) ** 0.5
-        position = jax.tree_util.tree_map(
-            lambda x, g, w: x - step_size * g + noise_scale * w,
-            state.position,
-            base.clip_grad_norm(state.energy_grad, grad_clip),
-            noise,
-        )
+        drift_grad = base.clip_grad_norm(state.energy_grad, grad_clip)
+        position = langevin_proposal(state.position, drift_grad, noise, step_size, temperature)
         new_state = init(base.clip_to_bounds(position, bounds), energy_fn)
         return new_state, Info(new_state.energy, base.per_chain_norm(new_state.energy_grad))
 
