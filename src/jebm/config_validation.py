@@ -16,6 +16,7 @@ from jebm.energies.heads import BETA_HEADS, HEADS
 from jebm.energies.networks import ACTIVATIONS, DENSE_INITS
 from jebm.energies.factory import NETWORKS, NO_HEAD
 from jebm.samplers import factory as sampler_factory
+from jebm.samplers import registry as sampler_registry
 from jebm.samplers.sghmc import INTEGRATORS
 
 
@@ -130,7 +131,7 @@ def validate(config: config_dict.ConfigDict) -> None:
     elif init and c.get("energy.name") not in ("mlp", "toy_mlp"):
         c.errors.append(f"energy.param_init={init!r} applies to energy.name in ['mlp', 'toy_mlp'], not {c.get('energy.name')!r}")
     # sampler
-    c.choice("sampler.name", sampler_factory.SAMPLERS)
+    c.choice("sampler.name", sampler_registry.NAMES)
     c.number("sampler.step_size", gt=0)
     c.integer("sampler.num_steps", ge=1)
     c.integer("sampler.num_chains", ge=1, allow_none=True)

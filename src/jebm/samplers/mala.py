@@ -34,7 +34,7 @@ import jax
 from jebm.samplers import base
 from jebm.samplers.proposal import langevin_log_density, langevin_proposal, mh_accept
 # The chains carry what SGLD's do (position, energy, ∇ₓE at the position): one definition serves both.
-from jebm.samplers.sgld import State, init  # noqa: F401  (re-exported: mala.State, mala.init)
+from jebm.samplers.sgld import State, init, langevin_algorithm  # noqa: F401  (re-exported: mala.State, mala.init)
 
 Array = jax.Array
 
@@ -101,18 +101,7 @@ def as_top_level_api(energy_fn, step_size, *, temperature=1.0, bounds=None) -> b
 
     Returns:
       ``SamplingAlgorithm(init, step)``; ``init(position, rng_key=None)``
-      ignores the key.
+      ignores the key; ``step(rng_key, state, **params)`` takes per-step
+      ``step_size`` and ``temperature``.
     """
-    base.check_positive("step_size", step_size)
-    base.check_positive("temperature", temperature)
-    kernel = build_kernel(bounds)
-    bounds = base.check_bounds(bounds)
-
-    def init_fn(position, rng_key=None):
-        del rng_key
-        return init(base.clip_to_bounds(position, bounds), energy_fn)
-
-    def step_fn(rng_key, state):
-        return kernel(rng_key, state, energy_fn, step_size, temperature)
-
-    return base.SamplingAlgorithm(init_fn, step_fn)
+    return langevin_algorithm(lambda: build_kernel(bounds), energy_fn, step_size, temperature, bounds, "mala")

@@ -266,7 +266,9 @@ def as_top_level_api(
 
     Returns:
       ``SamplingAlgorithm(init, step)``; ``init(position, rng_key=None)``
-      draws the momentum from the key, or starts it at zero without one.
+      draws the momentum from the key, or starts it at zero without one;
+      ``step(rng_key, state, **params)`` takes per-step ``step_size``,
+      ``friction``, ``mass`` and ``temperature``.
     """
     base.check_positive("step_size", step_size)
     base.check_positive("friction", friction)
@@ -277,7 +279,8 @@ def as_top_level_api(
     def init_fn(position, rng_key=None):
         return init(position, energy_fn, rng_key, mass, temperature)
 
-    def step_fn(rng_key, state):
-        return kernel(rng_key, state, energy_fn, step_size, friction, mass, temperature)
-
+    step_fn = base.kernel_step(
+        kernel, energy_fn, "jebm.samplers.sghmc",
+        step_size=step_size, friction=friction, mass=mass, temperature=temperature,
+    )
     return base.SamplingAlgorithm(init_fn, step_fn)

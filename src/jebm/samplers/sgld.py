@@ -102,18 +102,27 @@ def as_top_level_api(
 
     Returns:
       ``SamplingAlgorithm(init, step)``; ``init(position, rng_key=None)``
-      ignores the key (SGLD has no auxiliary variables).
+      ignores the key (SGLD has no auxiliary variables);
+      ``step(rng_key, state, **params)`` takes per-step ``step_size`` and
+      ``temperature``.
+    """
+    return langevin_algorithm(lambda: build_kernel(bounds, grad_clip), energy_fn, step_size, temperature, bounds, "sgld")
+
+
+def langevin_algorithm(make_kernel, energy_fn, step_size, temperature, bounds, name: str) -> base.SamplingAlgorithm:
+    """The kernel ``make_kernel()`` (SGLD's or MALA's) bound to ``energy_fn``, η and T.
+
+    ``init`` clips the starting positions into ``bounds`` and ignores its key;
+    ``step`` is :func:`jebm.samplers.base.kernel_step` over ``step_size`` and ``temperature``.
     """
     base.check_positive("step_size", step_size)
     base.check_positive("temperature", temperature)
-    kernel = build_kernel(bounds, grad_clip)
+    kernel = make_kernel()
     bounds = base.check_bounds(bounds)
 
     def init_fn(position, rng_key=None):
         del rng_key
         return init(base.clip_to_bounds(position, bounds), energy_fn)
 
-    def step_fn(rng_key, state):
-        return kernel(rng_key, state, energy_fn, step_size, temperature)
-
+    step_fn = base.kernel_step(kernel, energy_fn, f"jebm.samplers.{name}", step_size=step_size, temperature=temperature)
     return base.SamplingAlgorithm(init_fn, step_fn)
