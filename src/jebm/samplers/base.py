@@ -157,10 +157,9 @@ def chunked(energy_fn: EnergyFn, chunk_size: int) -> EnergyFn:
     last chain, then dropped) and runs forward *and* backward pass of one
     group before the next (``lax.map``). The result is the same up to float
     reassociation, because chain ``i``'s energy reads only chain ``i``. On a
-    CPU a group's activations stay in cache: the custom CNN's SGLD step runs
-    1.33x / 1.45x faster at 256 / 1024 chains in groups of 64
-    (benchmarks/README.md). On GPUs it only adds a sequential loop, so leave
-    it off there.
+    CPU a group's activations stay in cache, which makes the step faster
+    (measured in ``docs/samplers.md``); on GPUs it only adds a sequential
+    loop, so leave it off there.
 
     Differentiating the returned function directly (``jax.grad``) is
     ordinary, unchunked autodiff; only ``energy_and_grad`` chunks.
