@@ -88,7 +88,7 @@ def fresh_chains(cfg, energy_fn: EnergyFn, position, keys: ChainKeys, num_steps:
     """Chains started at ``position`` and run ``num_steps`` steps of the ``cfg`` sampler.
 
     The one place training's negative chains, the evaluation's samples and
-    :func:`jebm.sample` start and run their chains. The sampler's state is
+    :func:`jebm.api.sample` start and run their chains. The sampler's state is
     built at ``position`` (drawn by the caller with ``keys.start``: noise or a
     draw from the persistent bank) with its momentum from ``keys.momentum``
     where ``cfg.momentum_init == "random"`` (SGHMC; zero otherwise), and run
