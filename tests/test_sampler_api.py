@@ -135,7 +135,7 @@ def test_bad_name_names_the_field_and_the_valid_values(registered):
 def test_unregistered_name_is_rejected_again():
     samplers.register("gradient_descent", gradient_descent)
     samplers.unregister("gradient_descent")
-    assert "gradient_descent" not in factory.SAMPLERS
+    assert "gradient_descent" not in registry.NAMES
     with pytest.raises(ValueError, match=r"sampler\.name='gradient_descent' is not one of"):
         factory.make_sampler(sampler_config("gradient_descent"), quadratic)
 
@@ -162,3 +162,44 @@ def test_unregister_rejects_names_it_did_not_add():
     for name in ("sgld", "never_added"):
         with pytest.raises(ValueError, match="not a registered one"):
             samplers.unregister(name)
+
+
+def test_builtin_and_registered_names_take_one_path(registered):
+    """jebm's sgld registered under another name builds the same chain: make_sampler has one path."""
+    samplers.register("my_sgld", samplers.sgld)
+    registered.append("my_sgld")
+    ours = factory.make_sampler(sampler_config("sgld", bounds=(-1.0, 1.0)), quadratic)
+    theirs = factory.make_sampler(sampler_config("my_sgld", bounds=(-1.0, 1.0)), quadratic)
+    assert theirs.step.parameters == ("step_size", "temperature")  # not wrapped again by schedulable
+    x0 = jnp.linspace(-1.0, 1.0, 6).reshape(3, 2)
+    a, _ = samplers.run_chain(jax.random.key(0), ours, ours.init(x0), 3)
+    b, _ = samplers.run_chain(jax.random.key(0), theirs, theirs.init(x0), 3)
+    np.testing.assert_array_equal(a.position, b.position)
+
+
+def test_sampler_mass_reaches_any_constructor_by_its_convention(registered):
+    seen = []
+
+    def heavy(energy_fn, step_size, *, mass=1.0):
+        seen.append(mass)
+        return gradient_descent(energy_fn, step_size)
+
+    samplers.register("heavy", heavy)
+    registered.append("heavy")
+    factory.make_sampler(sampler_config("heavy", mass=4.0, mass_convention="inverse_mass"), quadratic)
+    factory.make_sampler(sampler_config("heavy", mass=4.0, mass_convention="mass"), quadratic)
+    assert seen == [0.25, 4.0]
+
+
+def test_fresh_chains_start_and_run_the_config_sampler():
+    cfg = sampler_config("sghmc", momentum_init="random", unroll=1)
+    keys = factory.chain_keys(jax.random.key(3))
+    x0 = jnp.linspace(-1.0, 1.0, 6).reshape(3, 2)
+    state, summary = factory.fresh_chains(cfg, quadratic, x0, keys, 4)
+    algorithm = samplers.sghmc(quadratic, 0.1, friction=1.0)
+    by_hand, _ = samplers.run_chain(keys.run, algorithm, algorithm.init(x0, keys.momentum), 4)
+    np.testing.assert_array_equal(state.position, by_hand.position)
+    assert summary.final.energy.shape == (3,)
+    start, none = factory.fresh_chains(cfg, quadratic, x0, keys, 0)
+    assert none is None
+    np.testing.assert_array_equal(start.momentum, algorithm.init(x0, keys.momentum).momentum)

@@ -173,7 +173,7 @@ def test_schedule_of_the_wrong_length_is_rejected():
 
 def test_unknown_parameter_is_named():
     algorithm = samplers.sgld(energy, 0.1)
-    with pytest.raises(ValueError, match=r"\['friction'\] not parameters of as_top_level_api.*'step_size'"):
+    with pytest.raises(ValueError, match=r"\['friction'\] not parameters of jebm\.samplers\.sgld; it takes \['step_size', 'temperature'\]"):
         samplers.run_chain(jax.random.key(0), algorithm, start(algorithm), NUM_STEPS,
                            schedule={"friction": jnp.ones(NUM_STEPS)})
 
@@ -195,7 +195,12 @@ def test_schedulable_wraps_any_constructor():
 
         return samplers.SamplingAlgorithm(lambda x, rng_key=None: x, step)
 
-    algorithm = samplers.schedulable(drift, energy, 1.0, shift=0.5)
+    algorithm = samplers.schedulable(drift, energy, step_size=1.0, shift=0.5)
+    assert algorithm.step.parameters == ("step_size", "shift")
     assert float(algorithm.step(None, jnp.float32(0.0))[0]) == -0.5
     assert float(algorithm.step(None, jnp.float32(0.0), step_size=3.0)[0]) == -2.5
     assert float(algorithm.step(None, jnp.float32(0.0), shift=2.0)[0]) == 1.0
+    # Only what was given by keyword can be overridden: a positional value has no name to replace.
+    positional = samplers.schedulable(drift, energy, 1.0, shift=0.5)
+    with pytest.raises(ValueError, match=r"\['step_size'\] not parameters of .*drift; it takes \['shift'\]"):
+        positional.step(None, jnp.float32(0.0), step_size=3.0)

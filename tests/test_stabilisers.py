@@ -40,7 +40,7 @@ def test_sgld_without_bounds_is_unchanged():
 
 @pytest.mark.parametrize("name", ["sgld", "mala"])
 def test_chains_never_leave_the_box(name):
-    algorithm = samplers.ALGORITHMS[name](quadratic, 0.5, bounds=(-0.5, 0.5))
+    algorithm = getattr(samplers, name)(quadratic, 0.5, bounds=(-0.5, 0.5))
     state = algorithm.init(jax.random.normal(jax.random.key(2), (500, 3)) * 3)
     state, _ = jax.jit(lambda k, s: samplers.run_chain(k, algorithm, s, 50))(jax.random.key(3), state)
     x = np.asarray(state.position)
@@ -188,8 +188,8 @@ def test_sghmc_grad_clip_kicks_with_the_capped_gradient():
 @pytest.mark.parametrize("name", ["sgld", "sghmc"])
 def test_grad_clip_that_never_binds_changes_nothing(name):
     kwargs = {"friction": 1.0} if name == "sghmc" else {}
-    plain = samplers.ALGORITHMS[name](quadratic, 0.05, **kwargs)
-    capped = samplers.ALGORITHMS[name](quadratic, 0.05, grad_clip=1e6, **kwargs)
+    plain = getattr(samplers, name)(quadratic, 0.05, **kwargs)
+    capped = getattr(samplers, name)(quadratic, 0.05, grad_clip=1e6, **kwargs)
     x0 = jnp.linspace(-3, 3, 12).reshape(6, 2)
     a, _ = samplers.run_chain(jax.random.key(1), plain, plain.init(x0), 20)
     b, _ = samplers.run_chain(jax.random.key(1), capped, capped.init(x0), 20)

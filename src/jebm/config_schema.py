@@ -218,7 +218,7 @@ FIELDS: tuple[Field, ...] = (
                                       note=" ('' = Flax's default)"),
       "MLPs: \"\" / lecun_normal (Flax default) | torch (PyTorch's nn.Linear default)"),
     # sampler
-    F("sampler.name", "sgld", choice(_names("jebm.samplers.factory", "SAMPLERS")),
+    F("sampler.name", "sgld", choice(_names("jebm.samplers.registry", "NAMES")),
       "sgld | sghmc | mala | a name added by jebm.samplers.register"),
     F("sampler.step_size", 0.01, positive, "η"),
     F("sampler.num_steps", 500, integer(ge=1), "L"),

@@ -35,7 +35,6 @@ from jebm.energies.factory import CNN_NETWORKS
 from jebm.energies import with_head as make_energy_with_head
 from jebm.samplers import factory as sampler_factory
 from jebm.samplers import init as chain_init
-from jebm.samplers.chain import run_chain
 
 
 class TrainState(struct.PyTreeNode):
@@ -239,17 +238,15 @@ def make_train_step(config, parts: Parts, chain_sharding=None):
         dim=math.prod(parts.data.example_shape), friction=scfg.friction if scfg.name == "sghmc" else None)
 
     def train_step(state: TrainState, batch: jax.Array):
-        key = jax.random.fold_in(state.rng, state.step)
-        k_init, k_momentum, k_chain = jax.random.split(key, 3)
+        keys = sampler_factory.chain_keys(jax.random.fold_in(state.rng, state.step))
         if persistent:
-            x0, idx, _ = chain_init.bank_draw(k_init, state.bank, n, parts.noise_fn, reinit)
+            x0, idx, _ = chain_init.bank_draw(keys.start, state.bank, n, parts.noise_fn, reinit)
         else:
-            x0 = parts.noise_fn(k_init, n)
+            x0 = parts.noise_fn(keys.start, n)
         if chain_sharding is not None:
             x0 = jax.lax.with_sharding_constraint(x0, chain_sharding)
-        algorithm = sampler_factory.make_sampler(scfg, lambda x: model.apply(state.params, x))
-        sampler_state = algorithm.init(x0, k_momentum if scfg.momentum_init == "random" else None)
-        sampler_state, summary = run_chain(k_chain, algorithm, sampler_state, scfg.num_steps, unroll=scfg.unroll)
+        sampler_state, summary = sampler_factory.fresh_chains(
+            scfg, lambda x: model.apply(state.params, x), x0, keys, scfg.num_steps)
         x_neg = jax.lax.stop_gradient(sampler_state.position)
 
         def loss_of(params):

@@ -59,6 +59,7 @@ import scipy.special
 
 from jebm.evaluation import metrics
 from jebm.samplers import base as sbase
+from jebm.samplers import proposal
 
 Array = jax.Array
 EnergyFn = Callable[[Any], Array]
@@ -438,19 +439,17 @@ def _sum_sq(x):
     return jnp.sum(jnp.reshape(x * x, (x.shape[0], -1)), axis=1)
 
 
-def _expand(v, x):
-    return jnp.reshape(v, v.shape + (1,) * (x.ndim - 1))
-
-
 def _build_transition(kernel: str, path: _Path, energy_fn, temperature: float, num_leapfrog: int):
     """``step(key, x, E, gE, beta, step_size) -> (x, E, gE, acceptance)``: one exact MH step for ``p_β``.
 
-    ``log f_β(x) = (1 - β) log q(x) - β E(x)/T``. MALA proposes
-    ``x* = x + ε ∇log f_β(x) + sqrt(2ε) w``; HMC runs ``num_leapfrog`` leapfrog
-    steps of size ε with momentum ``r ~ N(0, I)`` on ``U = -log f_β``. Both are
-    accepted with the usual Metropolis–Hastings ratio. With a box (uniform
-    base) a proposal with any coordinate outside the box is rejected, which is
-    MH for the box-restricted target (``f = 0`` outside).
+    ``log f_β(x) = (1 - β) log q(x) - β E(x)/T``, and ``U = -log f_β``. MALA
+    proposes the Langevin step of :mod:`jebm.samplers.proposal` on ``U`` at unit
+    temperature, ``x* = x - ε ∇U(x) + sqrt(2ε) w``; HMC runs ``num_leapfrog``
+    leapfrog steps of size ε with momentum ``r ~ N(0, I)`` on ``U``. Both are
+    accepted with the usual Metropolis–Hastings ratio
+    (:func:`jebm.samplers.proposal.mh_accept`). With a box (uniform base) a
+    proposal with any coordinate outside the box is rejected, which is MH for
+    the box-restricted target (``f = 0`` outside).
     """
 
     def log_f(x, e, beta):
@@ -459,31 +458,21 @@ def _build_transition(kernel: str, path: _Path, energy_fn, temperature: float, n
     def grad_log_f(x, ge, beta):
         return (1.0 - beta) * path.grad_log_q(x) - beta * ge / temperature
 
-    def finish(key, log_ratio, proposal, x, e, ge):
-        x_new, e_new, ge_new = proposal
-        if path.bounds is not None:
-            log_ratio = jnp.where(sbase.in_bounds(x_new, path.bounds), log_ratio, -jnp.inf)
-        log_ratio = jnp.where(jnp.isnan(log_ratio), -jnp.inf, log_ratio)
-        acceptance = jnp.exp(jnp.minimum(log_ratio, 0.0))
-        accept = jnp.log(jax.random.uniform(key, log_ratio.shape, jnp.float32)) < log_ratio
-        return (
-            jnp.where(_expand(accept, x), x_new, x),
-            jnp.where(accept, e_new, e),
-            jnp.where(_expand(accept, x), ge_new, ge),
-            acceptance,
-        )
+    def finish(key, log_ratio, proposed, current):
+        valid = None if path.bounds is None else sbase.in_bounds(proposed[0], path.bounds)
+        (x, e, ge), acceptance, _ = proposal.mh_accept(key, log_ratio, proposed, current, valid)
+        return x, e, ge, acceptance
 
     def mala(key, x, e, ge, beta, eps):
         key_w, key_u = jax.random.split(key)
         w = jax.random.normal(key_w, x.shape, x.dtype)
-        g = grad_log_f(x, ge, beta)
-        xp = x + eps * g + jnp.sqrt(2.0 * eps) * w
+        # The Langevin proposal on U = -log f_β, whose gradient is -∇log f_β, at unit temperature.
+        xp = proposal.langevin_proposal(x, -grad_log_f(x, ge, beta), w, eps, 1.0)
         ep, gep = sbase.energy_and_grad(energy_fn, xp)
-        gp = grad_log_f(xp, gep, beta)
-        log_forward = -0.5 * _sum_sq(w)
-        log_backward = -_sum_sq(x - xp - eps * gp) / (4.0 * eps)
+        log_forward = proposal.noise_log_density(w)
+        log_backward = proposal.langevin_log_density(x, xp, -grad_log_f(xp, gep, beta), eps, 1.0)
         log_ratio = log_f(xp, ep, beta) - log_f(x, e, beta) + log_backward - log_forward
-        return finish(key_u, log_ratio, (xp, ep, gep), x, e, ge)
+        return finish(key_u, log_ratio, (xp, ep, gep), (x, e, ge))
 
     def hmc(key, x, e, ge, beta, eps):
         key_r, key_u = jax.random.split(key)
@@ -499,7 +488,7 @@ def _build_transition(kernel: str, path: _Path, energy_fn, temperature: float, n
         xp, ep, gep, r = jax.lax.fori_loop(0, num_leapfrog, leap, (x, e, ge, r))
         r = r - 0.5 * eps * grad_log_f(xp, gep, beta)
         log_ratio = log_f(xp, ep, beta) - 0.5 * _sum_sq(r) - log_f(x, e, beta) + 0.5 * _sum_sq(r0)
-        return finish(key_u, log_ratio, (xp, ep, gep), x, e, ge)
+        return finish(key_u, log_ratio, (xp, ep, gep), (x, e, ge))
 
     return {"mala": mala, "hmc": hmc}[kernel]
 

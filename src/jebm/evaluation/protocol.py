@@ -83,10 +83,9 @@ def _sampler_program(parts, sampler_json: str, n: int, num_steps: int):
 
     @jax.jit
     def sample(params, rng_key):
-        k_init, k_mom, k_run = jax.random.split(rng_key, 3)
-        algorithm = sampler_factory.make_sampler(scfg, lambda x: parts.model.apply(params, x))
-        state = algorithm.init(parts.noise_fn(k_init, n), k_mom if scfg.momentum_init == "random" else None)
-        state, _ = run_chain(k_run, algorithm, state, num_steps, unroll=scfg.unroll)
+        keys = sampler_factory.chain_keys(rng_key)
+        state, _ = sampler_factory.fresh_chains(
+            scfg, lambda x: parts.model.apply(params, x), parts.noise_fn(keys.start, n), keys, num_steps)
         return state.position
 
     return sample
@@ -481,19 +480,20 @@ def long_chains(config, parts, params, lengths, num_samples: int, rng_key, *, en
     chunk = functools.reduce(math.gcd, [lengths[0]] + [b - a for a, b in itertools.pairwise(lengths)])
     if energy_every:
         chunk = math.gcd(chunk, energy_every)
-    k_init, k_mom, k_run = jax.random.split(rng_key, 3)
+    keys = sampler_factory.chain_keys(rng_key)
 
-    def algorithm(p):
-        return sampler_factory.make_sampler(scfg, lambda x: parts.model.apply(p, x))
+    def energy(p):
+        return lambda x: parts.model.apply(p, x)
 
     @jax.jit
     def init(p, x0):
-        x0 = parts.noise_fn(k_init, num_samples) if x0 is None else x0
-        return algorithm(p).init(x0, k_mom if scfg.momentum_init == "random" else None)
+        x0 = parts.noise_fn(keys.start, num_samples) if x0 is None else x0
+        return sampler_factory.fresh_chains(scfg, energy(p), x0, keys, 0)[0]
 
     @jax.jit
     def segment(p, state, index):
-        state, summary = run_chain(jax.random.fold_in(k_run, index), algorithm(p), state, chunk, unroll=scfg.unroll)
+        algorithm = sampler_factory.make_sampler(scfg, energy(p))
+        state, summary = run_chain(jax.random.fold_in(keys.run, index), algorithm, state, chunk, unroll=scfg.unroll)
         return state, summary.final.energy, summary.mean.grad_norm
 
     state = init(params, None if start is None else jnp.asarray(start, jnp.float32))

@@ -12,11 +12,14 @@ Each is also its module, as in BlackJAX: ``sgld.init``, ``sgld.build_kernel``,
 ``run_chain(rng_key, algorithm, state, num_steps, *, trace=False, schedule=None)``
 runs a chain, with optional per-step parameter schedules, and
 ``register(name, constructor)`` makes any ``SamplingAlgorithm`` constructor
-selectable by a config's ``sampler.name``. :mod:`jebm.samplers.conventions`
-converts other code's Langevin (step, noise) pairs to jebm's (η, T).
+selectable by a config's ``sampler.name`` (:mod:`jebm.samplers.registry`
+holds the one table of names). :mod:`jebm.samplers.proposal` holds the
+Langevin proposal and the Metropolis–Hastings step the kernels share;
+:mod:`jebm.samplers.conventions` converts other code's Langevin (step, noise)
+pairs to jebm's (η, T).
 """
 
-from jebm.samplers import base, conventions, init
+from jebm.samplers import base, conventions, init, proposal
 from jebm.samplers.base import SamplingAlgorithm, chunked, energy_and_grad
 from jebm.samplers.chain import ChainSummary, run_chain
 from jebm.samplers.init import PersistentBank, bank_draw, bank_init, bank_write, gaussian, uniform
@@ -25,11 +28,7 @@ from jebm.samplers.registry import SamplerAPI, mala, register, schedulable, sghm
 # The modules themselves, under the names earlier jebm code imported them by.
 mala_module, sghmc_module, sgld_module = mala.module, sghmc.module, sgld.module
 
-ALGORITHMS = {"sgld": sgld, "sghmc": sghmc, "mala": mala}
-"""jebm's own samplers by name (registered ones are in ``registry.NAMES``)."""
-
 __all__ = [
-    "ALGORITHMS",
     "ChainSummary",
     "PersistentBank",
     "SamplerAPI",
@@ -44,6 +43,7 @@ __all__ = [
     "gaussian",
     "init",
     "mala",
+    "proposal",
     "register",
     "run_chain",
     "schedulable",

@@ -28,7 +28,10 @@ Kernels
     * ``as_top_level_api(energy_fn, ...) -> SamplingAlgorithm(init, step)``,
       re-exported as ``jebm.samplers.<name>``, with
       ``init(position, rng_key=None) -> state`` and
-      ``step(rng_key, state) -> (state, info)``.
+      ``step(rng_key, state, **params) -> (state, info)``: ``params``
+      override the kernel's ``params`` for that one step (how
+      ``run_chain`` applies a schedule); ``step.parameters`` names them
+      (:func:`kernel_step`).
 
     Every ``State`` has ``position`` (the chains), ``energy`` (shape
     ``(n_chains,)``) and ``energy_grad`` (same pytree as ``position``), all at
@@ -73,6 +76,46 @@ class SamplingAlgorithm(NamedTuple):
     step: Callable[[Array, Any], tuple[Any, Any]]
 
 
+def kernel_step(kernel, energy_fn: EnergyFn, owner: str, **params) -> Callable[..., tuple[Any, Any]]:
+    """A constructor's ``step(rng_key, state, **overrides)``: ``kernel`` bound to ``energy_fn`` and ``params``.
+
+    It returns ``kernel(rng_key, state, energy_fn, **params)``, with each
+    override replacing that parameter for this one step, so a per-step value
+    (a traced array under ``jit``/``scan``) reaches the kernel exactly as if it
+    had been given at construction. ``step.parameters`` is the tuple of the
+    names it takes: ``params``' keys.
+
+    Args:
+      kernel: ``kernel(rng_key, state, energy_fn, **params) -> (state, info)``.
+      energy_fn: the energy the step samples.
+      owner: the constructor's name, for the error message.
+      **params: the kernel's parameters (e.g. ``step_size``, ``temperature``).
+
+    Raises:
+      ValueError: at step time, for an override that is not among ``params``,
+        listing the ones that are.
+    """
+
+    def step(rng_key, state, **overrides):
+        check_overrides(owner, params, overrides)
+        return kernel(rng_key, state, energy_fn, **{**params, **overrides})
+
+    step.parameters = tuple(params)
+    return step
+
+
+def step_parameters(step) -> tuple[str, ...]:
+    """The per-step parameters ``step`` takes (its ``parameters``); ``()`` for a plain ``step(rng_key, state)``."""
+    return tuple(getattr(step, "parameters", ()))
+
+
+def check_overrides(owner: str, parameters, overrides) -> None:
+    """Rejects an override that is not one of ``parameters``, naming it and listing the valid ones."""
+    unknown = sorted(set(overrides) - set(parameters))
+    if unknown:
+        raise ValueError(f"{unknown} not parameters of {owner}; it takes {list(parameters)}")
+
+
 def energy_and_grad(energy_fn: EnergyFn, position: PyTree) -> tuple[Array, PyTree]:
     """Per-chain energies and ``∇ₓE`` at ``position`` in one pass.
 
@@ -114,10 +157,9 @@ def chunked(energy_fn: EnergyFn, chunk_size: int) -> EnergyFn:
     last chain, then dropped) and runs forward *and* backward pass of one
     group before the next (``lax.map``). The result is the same up to float
     reassociation, because chain ``i``'s energy reads only chain ``i``. On a
-    CPU a group's activations stay in cache: the custom CNN's SGLD step runs
-    1.33x / 1.45x faster at 256 / 1024 chains in groups of 64
-    (benchmarks/README.md). On GPUs it only adds a sequential loop, so leave
-    it off there.
+    CPU a group's activations stay in cache, which makes the step faster
+    (measured in ``docs/samplers.md``); on GPUs it only adds a sequential
+    loop, so leave it off there.
 
     Differentiating the returned function directly (``jax.grad``) is
     ordinary, unchunked autodiff; only ``energy_and_grad`` chunks.

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 from typing import Any, Mapping, NamedTuple
 
 import jax
@@ -61,9 +60,10 @@ def run_chain(
       num_steps: number of steps L ≥ 1 (a Python int).
       trace: return the per-step info instead of its summary.
       unroll: ``lax.scan`` unroll factor (a speed knob; results are identical).
-      schedule: ``None``, or a mapping from parameter names of the
-        algorithm's constructor (``"step_size"``, ``"temperature"``, SGHMC's
-        ``"friction"``, ``"mass"``) to their per-step values: an array with a
+      schedule: ``None``, or a mapping from the parameters the algorithm's
+        step takes (``algorithm.step.parameters``; for jebm's constructors
+        ``"step_size"``, ``"temperature"``, SGHMC's ``"friction"``,
+        ``"mass"``) to their per-step values: an array with a
         leading axis of length ``num_steps`` (step ``l`` uses ``values[l]``),
         or a function of the step index, evaluated for all steps at once as
         ``jax.vmap(fn)(jnp.arange(num_steps))`` (e.g. an optax schedule).
@@ -114,7 +114,7 @@ def _schedule_values(schedule, num_steps: int, algorithm) -> dict[str, jax.Array
     """Each scheduled parameter's values as an array with a leading axis of ``num_steps``."""
     if not schedule:
         return {}
-    if not _takes_parameters(algorithm.step):
+    if not base.step_parameters(algorithm.step):
         raise ValueError(
             f"schedule={sorted(schedule)} needs an algorithm whose step takes parameters, "
             "step(rng_key, state, **params): one from jebm.samplers' constructors or jebm.samplers.schedulable"
@@ -130,11 +130,3 @@ def _schedule_values(schedule, num_steps: int, algorithm) -> dict[str, jax.Array
             )
         values[name] = value
     return values
-
-
-def _takes_parameters(step) -> bool:
-    try:
-        parameters = inspect.signature(step).parameters.values()
-    except (TypeError, ValueError):  # no signature to read: let the call decide
-        return True
-    return any(p.kind in (p.VAR_KEYWORD, p.KEYWORD_ONLY) for p in parameters) or len(parameters) > 2

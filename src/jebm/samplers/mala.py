@@ -1,6 +1,6 @@
 """Metropolis-adjusted Langevin algorithm: the SGLD proposal, made exact.
 
-Proposal (one SGLD step, temperature ``T``):
+Proposal (one SGLD step, temperature ``T``; :mod:`jebm.samplers.proposal`):
 
 .. math::
 
@@ -30,11 +30,11 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import jax
-import jax.numpy as jnp
 
 from jebm.samplers import base
+from jebm.samplers.proposal import langevin_log_density, langevin_proposal, mh_accept
 # The chains carry what SGLD's do (position, energy, ∇ₓE at the position): one definition serves both.
-from jebm.samplers.sgld import State, init  # noqa: F401  (re-exported: mala.State, mala.init)
+from jebm.samplers.sgld import State, init, langevin_algorithm  # noqa: F401  (re-exported: mala.State, mala.init)
 
 Array = jax.Array
 
@@ -55,12 +55,6 @@ class Info(NamedTuple):
     is_accepted: Array
 
 
-def _log_proposal(to, frm, grad_frm, step_size, temperature):
-    """``log q(to | frm)`` up to its constant, per chain."""
-    residual = jax.tree_util.tree_map(lambda a, b, g: a - b + step_size * g, to, frm, grad_frm)
-    return -base.per_chain_sq_norm(residual) / (4.0 * step_size * temperature)
-
-
 def build_kernel(bounds=None):
     """Returns ``kernel(rng_key, state, energy_fn, step_size, temperature=1.0)``.
 
@@ -73,29 +67,16 @@ def build_kernel(bounds=None):
     def kernel(rng_key, state: State, energy_fn, step_size, temperature=1.0):
         key_proposal, key_accept = jax.random.split(rng_key)
         noise = base.normal_like(key_proposal, state.position)
-        noise_scale = (2.0 * step_size * temperature) ** 0.5
-        proposal = jax.tree_util.tree_map(
-            lambda x, g, w: x - step_size * g + noise_scale * w,
-            state.position,
-            state.energy_grad,
-            noise,
-        )
+        proposal = langevin_proposal(state.position, state.energy_grad, noise, step_size, temperature)
         energy_p, grad_p = base.energy_and_grad(energy_fn, proposal)
         log_ratio = (
             -(energy_p - state.energy) / temperature
-            + _log_proposal(state.position, proposal, grad_p, step_size, temperature)
-            - _log_proposal(proposal, state.position, state.energy_grad, step_size, temperature)
+            + langevin_log_density(state.position, proposal, grad_p, step_size, temperature)
+            - langevin_log_density(proposal, state.position, state.energy_grad, step_size, temperature)
         )
-        # A NaN ratio (an overflowing proposal) is rejected rather than accepted,
-        # and so is a proposal outside the box (the target is zero there).
-        log_ratio = jnp.where(jnp.isnan(log_ratio) | ~base.in_bounds(proposal, bounds), -jnp.inf, log_ratio)
-        acceptance = jnp.exp(jnp.minimum(log_ratio, 0.0))
-        log_u = jnp.log(jax.random.uniform(key_accept, acceptance.shape, acceptance.dtype))
-        accept = log_u < log_ratio
-        new_state = State(
-            base.tree_where(accept, proposal, state.position),
-            jnp.where(accept, energy_p, state.energy),
-            base.tree_where(accept, grad_p, state.energy_grad),
+        # A proposal outside the box is rejected: the target is zero there.
+        new_state, acceptance, accept = mh_accept(
+            key_accept, log_ratio, State(proposal, energy_p, grad_p), state, base.in_bounds(proposal, bounds)
         )
         info = Info(
             new_state.energy,
@@ -120,18 +101,7 @@ def as_top_level_api(energy_fn, step_size, *, temperature=1.0, bounds=None) -> b
 
     Returns:
       ``SamplingAlgorithm(init, step)``; ``init(position, rng_key=None)``
-      ignores the key.
+      ignores the key; ``step(rng_key, state, **params)`` takes per-step
+      ``step_size`` and ``temperature``.
     """
-    base.check_positive("step_size", step_size)
-    base.check_positive("temperature", temperature)
-    kernel = build_kernel(bounds)
-    bounds = base.check_bounds(bounds)
-
-    def init_fn(position, rng_key=None):
-        del rng_key
-        return init(base.clip_to_bounds(position, bounds), energy_fn)
-
-    def step_fn(rng_key, state):
-        return kernel(rng_key, state, energy_fn, step_size, temperature)
-
-    return base.SamplingAlgorithm(init_fn, step_fn)
+    return langevin_algorithm(lambda: build_kernel(bounds), energy_fn, step_size, temperature, bounds, "mala")

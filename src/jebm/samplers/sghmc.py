@@ -5,8 +5,8 @@ temperature ``T``. The joint stationary density is
 
 .. math::  p(x, r) \\propto \\exp\\big(-(E(x) + r^\\top M^{-1} r / 2) / T\\big),
 
-whose ``x``-marginal is ``exp(-E/T)``. All three integrators below discretise
-the same SDE,
+whose ``x``-marginal is ``exp(-E/T)``. All three integrators discretise the
+same SDE,
 
 .. math::
 
@@ -37,22 +37,6 @@ paper's author's code does):
 
     x_l = x_{l-1} + \\eta M^{-1} r_l
 
-Stability on a quadratic well ``E = k x²/2`` (a linear map of ``(x, r)``;
-conditions from the eigenvalues of its noise-free part, the Jury criterion):
-
-* explicit Euler diverges once ``η k > C`` (the determinant of the update
-  matrix is ``1 - ηC/m + η²k/m``, which exceeds 1 exactly then; ``m`` cancels).
-  At the paper's ``η = 0.01, C = 1`` that is ``k > 100``; even inside the
-  limit it is strongly biased: at the curvature of the paper's toy modes
-  (``k = 1/0.15² ≈ 44``) its stationary variance is about 1.8 times the truth,
-  i.e. the spread is inflated by about a third.
-* symplectic Euler is stable while ``η² k < 4m - 2ηC`` and ``ηC < 2m``
-  (determinant ``1 - ηC/m``, trace ``2 - η²k/m - ηC/m``): at
-  ``η = 0.01, C = 1, m = 1`` up to ``k ≈ 39,800``, and its variance bias at
-  ``k = 44`` is under 1%.
-
-Both limits and both biases are measured by ``tests/test_samplers.py``.
-
 ``integrator="baoab"`` — the B-A-O-A-B splitting of B. Leimkuhler & C. Matthews,
 "Rational construction of stochastic numerical methods for molecular
 sampling" (2013). With ``a = exp(-ηC/m)``:
@@ -70,43 +54,24 @@ sampling" (2013). With ``a = exp(-ηC/m)``:
     r_l = r'' - \\tfrac{\\eta}{2} \\nabla_x E(x_l)                    \\quad (B)
 
 The final B's gradient ``∇ₓE(x_l)`` is the state's ``energy_grad``, which the
-next step's first B reuses. In Leimkuhler & Matthews' notation
-(``dq = M⁻¹p dt``, ``dp = -∇U dt - γp dt + √(2γ k_B T) M^{1/2} dW``, step
-``h``) the map is ``q = x``, ``p = r``, ``U = E``, ``k_B T = T``, ``h = η``,
-``M = m·I`` and ``γ = C/m``: their friction ``γ`` acts on the momentum, ours
-``C`` on the velocity ``M⁻¹r`` (the ``-ηCM⁻¹r`` drift of the Euler integrators),
-and their noise ``√(2γTm) = √(2CT)`` is ours. The O step is the exact solution
-of the Ornstein–Uhlenbeck part ``dr = -(C/m) r dt + √(2CT) dW`` over a time
-``η``, so it is stable for any friction. On a quadratic well ``E = k x²/2``
-the chain is stable while ``η² k < 4m`` (whatever ``C``), and its
-configurational (``x``) marginal is *exact*, ``N(0, T/k)``, at every stable
-step size (Leimkuhler–Matthews); the momentum is not: its stationary variance
-is ``T m (1 - η²k/(4m))``, so ``Info.kinetic_energy`` reads low at large steps.
-Measured at ``k = 44`` (the toy's curvature), ``C = 1``, ``m = 1``, ``T = 1``,
-stationary variance × k (1.0 is exact; 60,000 chains, standard error 0.6%):
+next step's first B reuses; the O step solves the momentum's
+Ornstein–Uhlenbeck part exactly, so it is stable for any friction.
 
-====================  ============  ======================================
-integrator            ``η = 0.01``  ``η = 0.25`` (``η²k = 2.75``)
-====================  ============  ======================================
-``baoab``             0.999         0.999 (exact: 1)
-``symplectic_euler``  1.000         4.665 (Lyapunov: 4.667)
-``explicit_euler``    1.783         diverges (``ηk = 11 > C``)
-====================  ============  ======================================
-
-BAOAB's measured stability limit at ``η = 0.01, C = 1, m = 1`` is
-``k = 40,000`` on a 1%-spaced grid (``40,400`` diverges), the predicted
-``4m/η²``; it is found as predicted at ``C = 30``, at ``m = 2`` and at
-``η = 0.25`` too. Both are measured by ``tests/test_baoab.py``.
+On a quadratic well ``E = k x²/2``: explicit Euler diverges once ``ηk > C``;
+symplectic Euler is stable while ``η²k < 4m − 2ηC`` and ``ηC < 2m``; BAOAB is
+stable while ``η²k < 4m`` and its ``x``-marginal is then exact. The
+derivations, the map to Leimkuhler & Matthews' notation, and the measured
+limits and variance biases (``tests/test_samplers.py``, ``tests/test_baoab.py``)
+are in ``docs/samplers.md``.
 
 ``bounds=(low, high)`` (any integrator) clips every new position into the box
 with :func:`jebm.samplers.base.clip_to_bounds` before its energy and gradient
 are evaluated (for BAOAB: after the second A step), and in every coordinate
-that was clipped the returned momentum is set to zero, so the chain does not
-keep pushing into the wall (for BAOAB the zeroing comes after the final B).
-This is a projection, not a reflection or a rejection: it breaks the
-exactness above (mass that would leave the box piles up on its faces), as
-IGEBM's clipping of its samples does. Initial positions are not clipped.
-``bounds=None`` runs exactly the unbounded code.
+that was clipped the returned momentum is set to zero (for BAOAB after the
+final B). This is a projection, not a reflection or a rejection: it breaks the
+exactness above (mass that would leave the box piles up on its faces).
+Initial positions are not clipped; ``bounds=None`` runs exactly the unbounded
+code.
 
 ``grad_clip=c`` replaces ``∇E`` by ``∇E · min(1, c/‖∇E‖)`` (per chain) in every
 momentum kick (:func:`jebm.samplers.base.clip_grad_norm`, IGEBM's
@@ -266,7 +231,9 @@ def as_top_level_api(
 
     Returns:
       ``SamplingAlgorithm(init, step)``; ``init(position, rng_key=None)``
-      draws the momentum from the key, or starts it at zero without one.
+      draws the momentum from the key, or starts it at zero without one;
+      ``step(rng_key, state, **params)`` takes per-step ``step_size``,
+      ``friction``, ``mass`` and ``temperature``.
     """
     base.check_positive("step_size", step_size)
     base.check_positive("friction", friction)
@@ -277,7 +244,8 @@ def as_top_level_api(
     def init_fn(position, rng_key=None):
         return init(position, energy_fn, rng_key, mass, temperature)
 
-    def step_fn(rng_key, state):
-        return kernel(rng_key, state, energy_fn, step_size, friction, mass, temperature)
-
+    step_fn = base.kernel_step(
+        kernel, energy_fn, "jebm.samplers.sghmc",
+        step_size=step_size, friction=friction, mass=mass, temperature=temperature,
+    )
     return base.SamplingAlgorithm(init_fn, step_fn)

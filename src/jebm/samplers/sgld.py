@@ -38,6 +38,7 @@ from typing import NamedTuple
 import jax
 
 from jebm.samplers import base
+from jebm.samplers.proposal import langevin_proposal
 
 Array = jax.Array
 
@@ -77,13 +78,8 @@ def build_kernel(bounds=None, grad_clip=None):
 
     def kernel(rng_key, state: State, energy_fn: base.EnergyFn, step_size, temperature=1.0):
         noise = base.normal_like(rng_key, state.position)
-        noise_scale = (2.0 * step_size * temperature) ** 0.5
-        position = jax.tree_util.tree_map(
-            lambda x, g, w: x - step_size * g + noise_scale * w,
-            state.position,
-            base.clip_grad_norm(state.energy_grad, grad_clip),
-            noise,
-        )
+        drift_grad = base.clip_grad_norm(state.energy_grad, grad_clip)
+        position = langevin_proposal(state.position, drift_grad, noise, step_size, temperature)
         new_state = init(base.clip_to_bounds(position, bounds), energy_fn)
         return new_state, Info(new_state.energy, base.per_chain_norm(new_state.energy_grad))
 
@@ -106,18 +102,27 @@ def as_top_level_api(
 
     Returns:
       ``SamplingAlgorithm(init, step)``; ``init(position, rng_key=None)``
-      ignores the key (SGLD has no auxiliary variables).
+      ignores the key (SGLD has no auxiliary variables);
+      ``step(rng_key, state, **params)`` takes per-step ``step_size`` and
+      ``temperature``.
+    """
+    return langevin_algorithm(lambda: build_kernel(bounds, grad_clip), energy_fn, step_size, temperature, bounds, "sgld")
+
+
+def langevin_algorithm(make_kernel, energy_fn, step_size, temperature, bounds, name: str) -> base.SamplingAlgorithm:
+    """The kernel ``make_kernel()`` (SGLD's or MALA's) bound to ``energy_fn``, η and T.
+
+    ``init`` clips the starting positions into ``bounds`` and ignores its key;
+    ``step`` is :func:`jebm.samplers.base.kernel_step` over ``step_size`` and ``temperature``.
     """
     base.check_positive("step_size", step_size)
     base.check_positive("temperature", temperature)
-    kernel = build_kernel(bounds, grad_clip)
+    kernel = make_kernel()
     bounds = base.check_bounds(bounds)
 
     def init_fn(position, rng_key=None):
         del rng_key
         return init(base.clip_to_bounds(position, bounds), energy_fn)
 
-    def step_fn(rng_key, state):
-        return kernel(rng_key, state, energy_fn, step_size, temperature)
-
+    step_fn = base.kernel_step(kernel, energy_fn, f"jebm.samplers.{name}", step_size=step_size, temperature=temperature)
     return base.SamplingAlgorithm(init_fn, step_fn)
