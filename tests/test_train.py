@@ -155,6 +155,7 @@ def _cli(workdir, *extra, config="configs/gmm_sgld.py:smoke"):
     return [sys.executable, "-m", "jebm.main", f"--config={config}", f"--workdir={workdir}", *extra], env
 
 
+@pytest.mark.slow
 def test_cli_overrides_and_presets(tmp_path):
     cmd, env = _cli(tmp_path, "--config.sampler.step_size=0.005", "--config.training.max_steps=2",
                     config="configs/gmm_sgld.py:smoke,quadratic")
@@ -165,6 +166,7 @@ def test_cli_overrides_and_presets(tmp_path):
     assert (tmp_path / "summary.json").is_file()
 
 
+@pytest.mark.slow
 def test_kill_and_resume_is_bit_identical(tmp_path):
     """A run SIGKILLed mid-way and re-run with the same --workdir ends where an uninterrupted run ends."""
     extra = ["--config.training.max_steps=300", "--config.training.checkpoint_every=4",
