@@ -17,7 +17,7 @@ from conftest import ROOT, load_config
 from jebm import config_lib, config_validation, losses, optim, sharding, train
 from jebm.data import pipeline
 from jebm.energies import heads, networks
-from jebm.evaluation import likelihood, metrics, protocol, quality
+from jebm.evaluation import likelihood, metrics, plots, protocol, quality
 from jebm.samplers import base, factory, registry
 
 
@@ -289,3 +289,46 @@ def test_host_local_and_check_divisible():
     fake = type("Mesh", (), {"devices": np.zeros(2)})()
     with pytest.raises(ValueError, match=r"training.batch_size=7 must be divisible by the 2 devices"):
         sharding.check_divisible(fake, **{"training.batch_size": 7})
+
+
+def test_mesh_shardings_put_the_bank_on_the_data_axis():
+    mesh = sharding.make_mesh(jax.devices()[:1])
+    assert sharding.batch_sharded(mesh).spec == jax.sharding.PartitionSpec("data")
+    config = load_config("gmm_sgld", "smoke,pcd")
+    parts = train.build_parts(config)
+    shardings = sharding.state_shardings(train.create_train_state(config, parts), mesh)
+    assert shardings.bank.position.spec == jax.sharding.PartitionSpec("data")
+    assert all(s.spec == jax.sharding.PartitionSpec() for s in jax.tree_util.tree_leaves(shardings.params))
+
+
+def test_training_images_and_ais_kwargs_read_their_fields():
+    from jebm import multiseed
+    from jebm.data import mnist
+
+    config = load_config("mnist_sgld", "smoke")
+    data = mnist.MnistData(np.zeros((5, 28, 28), np.uint8), np.arange(5, dtype=np.uint8),
+                           np.zeros((1, 28, 28), np.uint8), np.zeros(1, np.uint8), source="test")
+    config.dataset.max_train_images = 3
+    assert protocol.training_images(config, data)[1].tolist() == [0, 1, 2]
+    config.dataset.max_train_images = 0
+    assert len(protocol.training_images(config, data)[0]) == 5
+    config.eval.ais_base, config.sampler.temperature = "uniform", 0.5
+    kwargs = protocol.ais_kwargs(config, 1.0)
+    assert kwargs["base"] == "uniform" and kwargs["base_scale"] == 1.0 and kwargs["temperature"] == 0.5
+    assert kwargs["num_chains"] == config.eval.ais_chains
+    config.eval.ais_base = "box_kde"
+    kwargs = protocol.ais_kwargs(config, 1.0, centres=np.zeros((2, 784)))
+    assert kwargs["base"] == "box_kde" and kwargs["base_scale"] == config.eval.ais_kde_scale and kwargs["box"] == 1.0
+    params = [{"params": {"energy_head": {"beta": 0.5}}}, {"params": {"energy_head": {"beta": -1.0}}}]
+    assert multiseed.head_parameters(params) == {"beta": [0.5, -1.0]}
+    assert multiseed.head_parameters([{"params": {}}]) == {}
+
+
+def test_read_png_rgb_round_trip(tmp_path):
+    import matplotlib.image
+
+    grey = np.linspace(0, 1, 12).reshape(3, 4)
+    matplotlib.image.imsave(tmp_path / "g.png", grey, cmap="gray", vmin=0, vmax=1)
+    rgb = np.asarray(plots.read_png_rgb(tmp_path / "g.png"))
+    assert rgb.shape == (3, 4, 3)
+    np.testing.assert_allclose(rgb[..., 0], grey, atol=1 / 255 + 1e-6)
