@@ -294,9 +294,11 @@ def test_host_local_and_check_divisible():
 def test_mesh_shardings_put_the_bank_on_the_data_axis():
     mesh = sharding.make_mesh(jax.devices()[:1])
     assert sharding.batch_sharded(mesh).spec == jax.sharding.PartitionSpec("data")
-    config = load_config("gmm_sgld", "smoke,pcd")
-    parts = train.build_parts(config)
-    shardings = sharding.state_shardings(train.create_train_state(config, parts), mesh)
+    from jebm.samplers import PersistentBank
+
+    state = train.TrainState(step=jnp.zeros((), jnp.int32), params={"w": jnp.zeros(3)}, opt_state=(),
+                             bank=PersistentBank(jnp.zeros((8, 2))), rng=jnp.zeros(2, jnp.uint32))
+    shardings = sharding.state_shardings(state, mesh)
     assert shardings.bank.position.spec == jax.sharding.PartitionSpec("data")
     assert all(s.spec == jax.sharding.PartitionSpec() for s in jax.tree_util.tree_leaves(shardings.params))
 
