@@ -22,6 +22,7 @@ import os
 import pathlib
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -176,11 +177,17 @@ def main(argv=None) -> int:
                         help="first run every break's tests on the unbroken copy (they must pass)")
     parser.add_argument("--timeout", type=float, default=1200.0, help="seconds per break")
     args = parser.parse_args(argv)
-    breaks = [b for b in BREAKS if not args.only or b.name in args.only]
+    by_name = {b.name: b for b in BREAKS}
+    unknown = sorted(set(args.only or ()) - set(by_name))
+    if unknown:
+        parser.error(f"unknown breaks {unknown}; --list lists them")
+    breaks = [by_name[name] for name in args.only] if args.only else BREAKS  # --only: in the order given
     if args.list:
         for b in breaks:
             print(f"{b.name}: {b.file}: {b.old!r} -> {b.new!r}; tests {' '.join(b.tests)}")
         return 0
+    # A terminated check still removes its temporary copy (its `finally` and `with` blocks run).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     counts = {"killed": 0, "survived": 0, "not applied": 0}
     with tempfile.TemporaryDirectory(prefix="jebm_mutation_") as tmp:
         tree = pathlib.Path(tmp)
