@@ -2,7 +2,6 @@
 and the check that every public function is named by some test (tests/untested_public.py)."""
 
 import importlib
-import pathlib
 import subprocess
 import sys
 
