@@ -24,7 +24,7 @@ CONTRACT = [
 ]
 
 
-EMA_DECAY, REINIT = 0.8, 0.25  # the smoke run's training.ema_decay (not ½, where d and 1 − d coincide) and chain_init.reinit_fraction
+EMA_DECAY, REINIT = 0.8, 0.25  # training.ema_decay (not ½: d and 1 − d would coincide), reinit_fraction
 
 
 @pytest.fixture(scope="module")
