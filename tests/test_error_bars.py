@@ -30,7 +30,8 @@ def test_ais_log_z_std_matches_the_spread_over_independent_runs():
     independent) is 50 independent 64-chain runs. Their log Ẑ spread is √50 times the whole run's
     delta-method ``log_z_std`` (the standard error falls as 1/√n), and the bootstrap's standard error of a
     64-chain run agrees with it too: each within a factor 1.5 (the spread of 50 values is known to ±10%;
-    K = 10 keeps the ESS near 12% of the chains, where the delta method still holds: measured ratios 0.84-1.25 over three seeds)."""
+    K = 10 keeps the ESS near 12% of the chains, where the delta method still holds: measured ratios
+    0.84-1.25 over three seeds)."""
     groups, per_group = 50, 64
     result = likelihood.ais(jax.random.key(0), gaussian_energy, (2,), num_chains=groups * per_group, num_temps=10,
                             base="uniform", base_scale=3.0, step_size=0.05)
@@ -75,7 +76,8 @@ def test_toy_nll_equals_the_closed_form_on_a_gaussian_energy():
     held_out[0] = [2.5, 0.0]  # outside the box: not scored
     out = protocol.toy_likelihood(config, parts, None, held_out, jax.random.key(1))
     inside = held_out[1:]
-    log_z = 2 * math.log(math.sqrt(2 * math.pi) * sd * (scipy.stats.norm.cdf(lim / sd) - scipy.stats.norm.cdf(-lim / sd)))
+    box_mass_1d = scipy.stats.norm.cdf(lim / sd) - scipy.stats.norm.cdf(-lim / sd)
+    log_z = 2 * math.log(math.sqrt(2 * math.pi) * sd * box_mass_1d)
     expected = np.mean(0.5 * np.sum(inside ** 2, axis=1) / SCALE ** 2) / t + log_z
     assert out["likelihood"]["n_held_out"] == len(inside)
     assert out["likelihood"]["log_z_exact"] == pytest.approx(log_z, abs=2e-3)
