@@ -69,6 +69,7 @@ def test_restore_of_a_directory_that_is_not_a_run(tmp_path):
         jebm.restore(tmp_path)
 
 
+@pytest.mark.slow
 def test_mode_sample_writes_what_jebm_sample_returns(run, tmp_path):
     _, workdir = run
     out = tmp_path / "s.npy"

@@ -128,6 +128,7 @@ CLI_CASES = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("args,words", CLI_CASES, ids=["unknown_key", "unknown_preset", "bad_type", "bad_value", "missing_file"])
 def test_bad_cli_arguments(tmp_path, args, words):
     env = dict(os.environ, JEBM_COMPILATION_CACHE="")
@@ -139,6 +140,7 @@ def test_bad_cli_arguments(tmp_path, args, words):
     assert not (tmp_path / "w" / "checkpoints").exists()  # nothing was trained
 
 
+@pytest.mark.slow
 def test_missing_workdir_flag():
     proc = subprocess.run([sys.executable, "-m", "jebm.main", "--config=configs/gmm_sgld.py:smoke"], cwd=ROOT,
                           capture_output=True, text=True, timeout=120)
@@ -355,6 +357,7 @@ def test_every_validated_field_rejects_bad_values(kind, field, bounds):
         assert f"{field}={bad!r}" in str(err.value), (field, bad, str(err.value))
 
 
+@pytest.mark.slow
 def test_a_preset_field_can_be_set_back_to_none_from_the_command_line():
     # `--config.sampler.bounds=None` reaches the tuple field as (None,); the :cpu preset's
     # bounds must still be removable. A bad step size makes the run stop at validation,

@@ -142,6 +142,7 @@ def test_an_energy_must_give_one_value_per_example(custom_energy):
         train.create_train_state(c, parts)
 
 
+@pytest.mark.slow
 def test_user_energy_and_data_train_restore_and_sample(tmp_path, custom_energy):
     """The example end to end: it learns (held-out data below noise, KS far below noise's), restores and samples."""
     workdir = tmp_path / "moons"

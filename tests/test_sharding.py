@@ -6,6 +6,8 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 from conftest import ROOT
 
 SCRIPT = textwrap.dedent(
@@ -35,6 +37,7 @@ SCRIPT = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_sharded_training_matches_single_device(tmp_path):
     env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8", JAX_PLATFORMS="cpu")
     proc = subprocess.run([sys.executable, "-c", SCRIPT, str(tmp_path)], cwd=ROOT, env=env,
@@ -71,6 +74,7 @@ CPU_DEVICES_SCRIPT = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_num_cpu_devices_splits_the_cpu_before_jax_starts(tmp_path):
     # No XLA_FLAGS: sharding.num_cpu_devices alone makes the two devices the training uses.
     env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}

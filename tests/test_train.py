@@ -13,8 +13,10 @@ import numpy as np
 import pytest
 from flax import serialization
 
+import jebm
 from conftest import ROOT, load_config
-from jebm import checkpoint, train
+from jebm import checkpoint, samplers, train
+from jebm.evaluation import protocol
 
 CONTRACT = [
     "config.json", "metrics.jsonl", "samples.npy", "samples_long.npy", "energy_grid.npz", "summary.json",
@@ -22,10 +24,15 @@ CONTRACT = [
 ]
 
 
+EMA_DECAY, REINIT = 0.8, 0.25  # training.ema_decay (not ½: d and 1 − d would coincide), reinit_fraction
+
+
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("smoke")
     config = load_config("gmm_sghmc", "smoke,pcd")
+    config.chain_init.reinit_fraction = REINIT
+    config.training.ema_decay = EMA_DECAY
     summary = train.train_and_evaluate(config, workdir)
     return config, workdir, summary
 
@@ -129,7 +136,7 @@ def test_energy_grid_layout_is_energy_of_xs_j_ys_i(smoke_run):
     parts = train.build_parts(config)
     state, _ = checkpoint.restore_latest(workdir / "checkpoints", train.create_train_state(config, parts))
     i, j = 3, 17
-    e = parts.model.apply(state.params, jnp.asarray([[xs[j], ys[i]]], jnp.float32))
+    e = parts.model.apply(state.eval_params, jnp.asarray([[xs[j], ys[i]]], jnp.float32))
     np.testing.assert_allclose(energy[i, j], float(e[0]), rtol=1e-5, atol=1e-6)
 
 
@@ -148,6 +155,7 @@ def _cli(workdir, *extra, config="configs/gmm_sgld.py:smoke"):
     return [sys.executable, "-m", "jebm.main", f"--config={config}", f"--workdir={workdir}", *extra], env
 
 
+@pytest.mark.slow
 def test_cli_overrides_and_presets(tmp_path):
     cmd, env = _cli(tmp_path, "--config.sampler.step_size=0.005", "--config.training.max_steps=2",
                     config="configs/gmm_sgld.py:smoke,quadratic")
@@ -158,6 +166,7 @@ def test_cli_overrides_and_presets(tmp_path):
     assert (tmp_path / "summary.json").is_file()
 
 
+@pytest.mark.slow
 def test_kill_and_resume_is_bit_identical(tmp_path):
     """A run SIGKILLed mid-way and re-run with the same --workdir ends where an uninterrupted run ends."""
     extra = ["--config.training.max_steps=300", "--config.training.checkpoint_every=4",
@@ -255,10 +264,148 @@ def test_mode_eval_reproduces_the_runs_own_evaluation(smoke_run, tmp_path):
     config, workdir, summary = smoke_run
     copy = tmp_path / "run"
     shutil.copytree(workdir, copy)
+    (copy / "samples.npy").unlink()
     again = train.evaluate_workdir(copy)
+    # It samples with the moving average θ̄, as the run's own evaluation did (test_every_evaluation_...).
+    np.testing.assert_array_equal(np.load(copy / "samples.npy"), np.load(workdir / "samples.npy"))
     assert again["checkpoint_step"] == 6
     for key in ("ks", "ks_long", "kl", "nll_exact", "nll_ais"):
         assert again[key] == summary[key], key
     assert json.loads((copy / "eval_6.json").read_text())["kl"] == summary["kl"]
     with pytest.raises(FileNotFoundError, match="no config.json"):
         train.evaluate_workdir(tmp_path / "empty")
+
+
+# ---------------------------------------------------------------- wiring, against computations by hand
+# Each test below recomputes the expected effect outside the code under test, from the step's own key
+# and inputs (the sampler built by its public constructor, the loss and the moving average written
+# out), and compares values: a comparison of one run with another could not see a bug both share.
+
+
+def _raw_checkpoint(workdir, step):
+    """A checkpoint's fields as stored (a dict of arrays), read without the TrainState that interprets them."""
+    return serialization.msgpack_restore((workdir / "checkpoints" / f"ckpt_{step}.msgpack").read_bytes())
+
+
+def _leaves(tree):
+    return [np.asarray(x, np.float64) for x in jax.tree_util.tree_leaves(tree)]
+
+
+def _step_by_hand(config, parts):
+    """One training step written out and jitted once: which chains, the sampler's output, the loss's pieces."""
+    s, n = config.sampler, parts.num_chains
+    mass = s.mass if s.mass_convention == "mass" else 1.0 / s.mass
+
+    @jax.jit
+    def step(params, bank, rng, step, batch):
+        k_init, k_momentum, k_chain = jax.random.split(jax.random.fold_in(rng, step), 3)
+        x0, idx, reinit = samplers.bank_draw(k_init, bank, n, parts.noise_fn, config.chain_init.reinit_fraction)
+        energy = lambda x: parts.model.apply(params, x)  # noqa: E731
+        algorithm = samplers.sghmc(energy, s.step_size, friction=s.friction, mass=mass, integrator=s.integrator,
+                                   temperature=s.temperature)
+        x_neg = samplers.run_chain(k_chain, algorithm, algorithm.init(x0, k_momentum), s.num_steps)[0].position
+
+        def cd(p):  # Algorithm 1's loss, mean E(data) − mean E(samples), written out
+            return jnp.mean(parts.model.apply(p, batch)) - jnp.mean(parts.model.apply(p, x_neg))
+
+        grads = jax.grad(cd)(params)
+        grad_x = jax.grad(lambda x: jnp.sum(energy(x)))(x_neg)
+        return {
+            "x_neg": x_neg, "idx": idx, "reinit": reinit,
+            "energy_pos": jnp.mean(parts.model.apply(params, batch)), "energy_neg": jnp.mean(energy(x_neg)),
+            "param_grad_norm": jnp.sqrt(sum(jnp.sum(g ** 2) for g in jax.tree_util.tree_leaves(grads))),
+            "grad_norm": jnp.mean(jnp.linalg.norm(grad_x, axis=1)),
+        }
+
+    return lambda state, batch: jax.tree_util.tree_map(
+        np.asarray, step(state.params, state.bank, state.rng, state.step, batch))
+
+
+@pytest.fixture(scope="module")
+def one_step(smoke_run):
+    """The smoke run's step 3 → 4 taken again by the jitted ``train_step``, and by hand."""
+    config, workdir, _ = smoke_run
+    parts = train.build_parts(config)
+    before = checkpoint.restore(workdir / "checkpoints" / "ckpt_3.msgpack", train.create_train_state(config, parts))
+    step_fn = jax.jit(train.make_train_step(config, parts))
+    batch = parts.data.batch(before.step)
+    after, step_metrics = step_fn(before, batch)
+    by_hand = _step_by_hand(config, parts)
+    return config, parts, before, after, step_metrics, by_hand(before, batch), step_fn, by_hand
+
+
+def test_pcd_writes_the_sampler_output_back_into_the_drawn_rows(one_step):
+    """After one jitted step the drawn rows of the bank hold exactly the chains the sampler returned,
+    and every other row is unchanged."""
+    _, _, before, after, _, expected, _, _ = one_step
+    old, new = np.asarray(before.bank.position), np.asarray(after.bank.position)
+    np.testing.assert_allclose(new[expected["idx"]], expected["x_neg"], rtol=1e-5, atol=1e-6)
+    others = np.setdiff1d(np.arange(len(old)), expected["idx"])
+    assert len(others) == len(old) - len(expected["idx"]) > 0
+    np.testing.assert_array_equal(new[others], old[others])
+    assert np.all(np.any(new[expected["idx"]] != old[expected["idx"]], axis=1))
+
+
+def test_the_moving_average_takes_one_step(one_step):
+    """θ̄' = d·θ̄ + (1 − d)·θ' after the step, with d = ``training.ema_decay`` and θ' the new parameters."""
+    _, _, before, after, _, _, _, _ = one_step
+    for got, old, new in zip(_leaves(after.ema_params), _leaves(before.ema_params), _leaves(after.params)):
+        np.testing.assert_allclose(got, EMA_DECAY * old + (1 - EMA_DECAY) * new, rtol=1e-6, atol=1e-8)
+    assert not all(np.allclose(a, b) for a, b in zip(_leaves(after.ema_params), _leaves(after.params)))
+
+
+def test_logged_metrics_equal_a_recomputation(smoke_run, one_step):
+    """The step's metrics, and metrics.jsonl's record of the same step, are the loss, energies and gradient
+    norms recomputed from its parameters, bank and batch; the loss is exactly energy_pos − energy_neg (the
+    CD loss without the L2 term)."""
+    _, workdir, _ = smoke_run
+    _, _, before, _, step_metrics, expected, _, _ = one_step
+    records = {r["step"]: r for r in map(json.loads, (workdir / "metrics.jsonl").read_text().splitlines())}
+    for record in (records[int(before.step) + 1], {k: float(v) for k, v in step_metrics.items()}):
+        for name in ("energy_pos", "energy_neg", "param_grad_norm", "grad_norm"):
+            assert record[name] == pytest.approx(float(expected[name]), rel=1e-4, abs=1e-6), name
+        loss = float(expected["energy_pos"] - expected["energy_neg"])
+        assert record["loss"] == pytest.approx(loss, rel=1e-4, abs=1e-6)
+        assert record["loss"] == pytest.approx(record["energy_pos"] - record["energy_neg"], rel=1e-5, abs=1e-7)
+
+
+def test_reinitialisation_comes_back_at_the_configured_fraction(one_step):
+    """A bank planted at 50 (far outside the noise box [−2, 2]²), one jitted step at each of 30 step numbers:
+    exactly the drawn rows the step's own key marks come back inside the box, and they are the configured
+    fraction of the 480 draws (standard error 2%)."""
+    _, _, before, _, _, _, step_fn, by_hand = one_step
+    planted = before.replace(bank=samplers.PersistentBank(jnp.full_like(before.bank.position, 50.0)))
+    batch = jnp.zeros((16, 2), jnp.float32)
+    inside_count = draws = 0
+    for s in range(3, 33):
+        state = planted.replace(step=jnp.asarray(s, jnp.int32))
+        expected = by_hand(state, batch)
+        new, _ = step_fn(state, batch)
+        inside = np.all(np.abs(np.asarray(new.bank.position)) < 10.0, axis=1)
+        np.testing.assert_array_equal(np.flatnonzero(inside), np.sort(expected["idx"][expected["reinit"]]))
+        inside_count, draws = inside_count + inside.sum(), draws + len(expected["idx"])
+    assert abs(inside_count / draws - REINIT) < 0.08, (inside_count, draws)
+
+
+def test_every_evaluation_path_uses_the_moving_average(smoke_run):
+    """With ``training.ema_decay`` set, the final evaluation's samples, ``jebm.restore``'s parameters and
+    ``jebm.sample`` use the checkpoint's stored θ̄, by value, and samples with the raw θ differ (so the check
+    tells the two apart). ``--mode=eval``: test_mode_eval_reproduces_the_runs_own_evaluation."""
+    config, workdir, _ = smoke_run
+    stored = _raw_checkpoint(workdir, config.training.max_steps)
+    restored = jebm.restore(workdir)
+    ema = jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(restored.params),
+                                       jax.tree_util.tree_leaves(stored["ema_params"]))
+    raw = jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(restored.params),
+                                       jax.tree_util.tree_leaves(stored["params"]))
+    for got, want in zip(_leaves(restored.params), _leaves(ema)):
+        np.testing.assert_array_equal(got, want)
+    k_short = jax.random.split(protocol._eval_key(config), 4)[0]
+    n, steps = config.eval.num_samples, protocol.eval_sampler_steps(config)
+    with_ema = protocol.fresh_samples(config, restored.parts, ema, k_short, n, steps)
+    with_raw = protocol.fresh_samples(config, restored.parts, raw, k_short, n, steps)
+    assert not np.array_equal(with_ema, with_raw)
+    np.testing.assert_array_equal(np.load(workdir / "samples.npy"), with_ema)
+    key = jax.random.key(5)
+    np.testing.assert_array_equal(jebm.sample(restored, key, 32, num_steps=5),
+                                  protocol.fresh_samples(config, restored.parts, ema, key, 32, 5))
