@@ -81,7 +81,8 @@ def smoke(c):
     mnist_sgld.smoke(c)
     c.eval.sampler_steps = None  # = L
     c.chain_init.bank_size = 64
-    c.energy.channels = 4
+    if c.energy.name == "nonlocal_cnn":
+        c.energy.channels = 4
     c.training.convergence_every = 4
     c.training.convergence_chains = 4
     c.training.convergence_lengths = (2, 4)
