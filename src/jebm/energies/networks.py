@@ -257,6 +257,13 @@ def conv_as_matmul(
     return _im2col_matmul(lhs, rhs, window_strides, padding, precision, preferred_element_type)
 
 
+def conv_general_dilated(conv_impl: str, micro_batch: Optional[int]):
+    """``nn.Conv``'s ``conv_general_dilated`` for ``conv_impl``: ``conv_as_matmul`` for ``"im2col"``
+    (in groups of ``micro_batch`` examples), ``None`` (XLA's convolution, ``nn.Conv``'s default) for ``"xla"``."""
+    check_choice("conv_impl", conv_impl, CONV_IMPLS)
+    return functools.partial(conv_as_matmul, micro_batch=micro_batch) if conv_impl == "im2col" else None
+
+
 def _in_micro_batches(fn: Callable[[Array], Array], x: Array, size: int) -> Array:
     """``fn(x)`` computed ``size`` examples at a time (the last group may be smaller)."""
     n = x.shape[0]
@@ -404,13 +411,10 @@ class LeNet(nn.Module):
     @nn.compact
     def __call__(self, x: Array) -> Array:
         """Return ``f(x)`` of shape ``(n,)`` for images ``(n, 28, 28[, 1])``."""
-        check_choice("conv_impl", self.conv_impl, CONV_IMPLS)
         act = activation_fn(self.activation, self.leaky_slope)
         conv = functools.partial(
             spectrally_normalized(nn.Conv, self.spectral_norm), dtype=self.dtype, param_dtype=self.param_dtype,
-            conv_general_dilated=(
-                functools.partial(conv_as_matmul, micro_batch=self.micro_batch) if self.conv_impl == "im2col" else None
-            ),
+            conv_general_dilated=conv_general_dilated(self.conv_impl, self.micro_batch),
         )
         dense = functools.partial(spectrally_normalized(nn.Dense, self.spectral_norm), dtype=self.dtype,
                                   param_dtype=self.param_dtype)
@@ -482,18 +486,12 @@ class CustomCNN(nn.Module):
     @nn.compact
     def __call__(self, x: Array) -> Array:
         """Return ``f(x)`` of shape ``(n,)`` for images ``(n, 28, 28[, 1])``."""
-        check_choice("conv_impl", self.conv_impl, CONV_IMPLS)
         act = activation_fn(self.activation, self.leaky_slope)
         conv = functools.partial(
             spectrally_normalized(nn.Conv, self.spectral_norm), kernel_size=(3, 3), strides=(2, 2),
             padding=((1, 1), (1, 1)),
             dtype=self.dtype, param_dtype=self.param_dtype,
-            # None: nn.Conv's own default, lax.conv_general_dilated.
-            conv_general_dilated=(
-                functools.partial(conv_as_matmul, micro_batch=self.micro_batch)
-                if self.conv_impl == "im2col"
-                else None
-            ),
+            conv_general_dilated=conv_general_dilated(self.conv_impl, self.micro_batch),
         )
         dense = functools.partial(spectrally_normalized(nn.Dense, self.spectral_norm), dtype=self.dtype,
                                   param_dtype=self.param_dtype)
@@ -579,13 +577,10 @@ class NonlocalCNN(nn.Module):
     @nn.compact
     def __call__(self, x: Array) -> Array:
         """Return ``f(x)`` of shape ``(n,)`` for images ``(n, 28, 28[, 1])``."""
-        check_choice("conv_impl", self.conv_impl, CONV_IMPLS)
         act = activation_fn(self.activation, self.leaky_slope)
         conv = functools.partial(
             nn.Conv, kernel_size=(3, 3), padding=((1, 1), (1, 1)), dtype=self.dtype, param_dtype=self.param_dtype,
-            conv_general_dilated=(
-                functools.partial(conv_as_matmul, micro_batch=self.micro_batch) if self.conv_impl == "im2col" else None
-            ),
+            conv_general_dilated=conv_general_dilated(self.conv_impl, self.micro_batch),
         )
         block = functools.partial(NonLocalBlock, dtype=self.dtype, param_dtype=self.param_dtype)
         pool = functools.partial(nn.max_pool, window_shape=(2, 2), strides=(2, 2))
