@@ -11,6 +11,8 @@ from pathlib import Path
 import jax
 import numpy as np
 
+from jebm import fileio
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "experiments" / "results"
 
@@ -76,7 +78,5 @@ def environment() -> str:
 
 
 def write_json(path: Path, obj) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2))
-    tmp.replace(path)
+    """``obj`` as indented JSON, its keys in the order the script built them, written atomically (``jebm.fileio``)."""
+    fileio.write_bytes(path, json.dumps(obj, indent=2).encode())

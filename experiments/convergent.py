@@ -13,13 +13,12 @@ For each ``--run NAME=WORKDIR`` (its newest checkpoint, the parameters its evalu
 
 Writes ``<out-dir>/convergent.{md,json,png}``; ``--merge`` keeps the rows of runs not named again.
 
-Run: python experiments/convergent.py --run convergent_cpu=/path/to/workdir --dataset mnist --recipe mnist_convergent:cpu
+Run: python -m experiments.convergent --run convergent_cpu=/path/to/workdir --dataset mnist --recipe mnist_convergent:cpu
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 import time
@@ -29,9 +28,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _common  # noqa: E402
-import mnist_likelihood  # noqa: E402
+if not __package__:  # run as a file, python experiments/NAME.py: the repository root makes `experiments` a package
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from experiments import _common, mnist_likelihood, runner  # noqa: E402
 
 
 def curve(restored, lengths: list[int], chains: int) -> list[dict]:
@@ -74,10 +73,7 @@ def energy_gap(restored, n: int = 500) -> float:
 
 
 def train_time(workdir: Path) -> float | None:
-    summary = workdir / "summary.json"
-    if summary.exists():
-        return json.loads(summary.read_text()).get("train_time_s")
-    return None
+    return (runner.summary(workdir) or {}).get("train_time_s")
 
 
 def write_outputs(out_dir: Path, payload: dict) -> None:
@@ -136,10 +132,10 @@ def main(argv=None) -> int:
     from jebm import api
 
     out_dir = Path(args.out_dir)
-    old = json.loads((out_dir / "convergent.json").read_text()) if args.merge and (out_dir / "convergent.json").exists() else {}
+    earlier = out_dir / "convergent.json"
     names = [spec.rpartition("=")[0] for spec in args.run]
-    rows = [r for r in old.get("rows", []) if r["name"] not in names]
-    commands = list(old.get("commands", []))
+    rows = runner.kept_rows(earlier, lambda r: r["name"], names) if args.merge else []
+    commands = list(runner.read_results(earlier).get("commands", [])) if args.merge else []
     lengths = sorted({int(n) for n in args.lengths.split(",")})
     for spec in args.run:
         name, sep, workdir = spec.rpartition("=")

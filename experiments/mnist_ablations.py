@@ -33,26 +33,23 @@ Outputs ``<out-dir>/<name>.md`` (verdict per claim first, then one row per run),
 
 Run (one run per core; ``--reuse`` reads the workdirs that already have a summary, ``--merge``
 keeps the rows of the results file that the selection does not rerun):
-  taskset -c 0 python experiments/mnist_ablations.py --groups=head --seeds=0,1 --workroot=/tmp/abl
-  python experiments/mnist_ablations.py --list
+  taskset -c 0 python -m experiments.mnist_ablations --groups=head --seeds=0,1 --workroot=/tmp/abl
+  python -m experiments.mnist_ablations --list
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import re
-import shlex
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _common  # noqa: E402
+if not __package__:  # run as a file, python experiments/NAME.py: the repository root makes `experiments` a package
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from experiments import _common, runner  # noqa: E402
 
 # The :cpu recipe as these runs used it: :cpu at Adam lr 5e-4, before :cpu moved to 2e-4.
 CONFIG = "configs/mnist_sgld.py:cpu_lr5e4"
@@ -98,32 +95,21 @@ def workdir_for(workroot: Path, group: str, variant: str, seed: int) -> Path:
 
 
 def command_for(group: str, variant: str, seed: int, workdir: Path, extra) -> list[str]:
-    overrides = GROUPS[group][variant][1]
-    return [sys.executable, "-m", "jebm.main", f"--config={CONFIG}", f"--workdir={workdir}",
-            "--config.training.progress=False", f"--config.seed={seed}",
-            *(f"--config.{o}" for o in [*overrides, *extra])]
+    return runner.cli_command(CONFIG, workdir, [f"seed={seed}", *GROUPS[group][variant][1], *extra])
 
 
 def head_trajectory(workdir: Path) -> list[dict]:
     """``[{"step", "beta"?, "gamma"?}]`` from the run's metrics.jsonl (records that log a head scalar)."""
-    path = workdir / "metrics.jsonl"
-    if not path.exists():
-        return []
     out = []
-    for line in path.read_text().splitlines():
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            continue
+    for record in runner.metrics(workdir):
         values = {k: record[k] for k in ("beta", "gamma") if k in record}
         if values and "step" in record:
             out.append({"step": record["step"], **values})
     return out
 
 
-def row_from(group: str, variant: str, seed: int, workdir: Path, command: str, wall, returncode: int) -> dict:
-    summary_path = workdir / "summary.json"
-    summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
+def row_from(group: str, variant: str, seed: int, run: runner.Run) -> dict:
+    workdir, summary, returncode = run.workdir, run.summary or {}, run.returncode
     log = workdir / "run.log"
     match = DIVERGED.search(log.read_text(errors="replace")) if log.exists() else None
     q = summary.get("quality") or {}
@@ -133,7 +119,7 @@ def row_from(group: str, variant: str, seed: int, workdir: Path, command: str, w
     hist = q.get("class_histogram")
     head = summary.get("head") or {}
     row = {
-        "group": group, "variant": variant, "seed": seed, "label": GROUPS[group][variant][0], "command": command,
+        "group": group, "variant": variant, "seed": seed, "label": GROUPS[group][variant][0], "command": run.shown,
         "returncode": returncode,
         "fid": q.get("fid"), "kid": q.get("kid_mean"), "class_entropy": q.get("class_entropy"),
         "class_histogram": hist,
@@ -141,7 +127,7 @@ def row_from(group: str, variant: str, seed: int, workdir: Path, command: str, w
         "fraction_outside_range": summary.get("fraction_outside_range"),
         "ais_log_likelihood": ais.get("log_likelihood_nats"), "ais_ess": ais.get("ess"),
         "long_fid": last.get("fid"), "long_class_entropy": last.get("class_entropy"),
-        "wall_time_s": wall if wall is not None else summary.get("wall_time_s"),
+        "wall_time_s": run.wall_time_s,
         "diverged": summary.get("status") == "diverged" or bool(match) or (returncode != 0 and not summary),
         "diverged_step": summary.get("step") if summary.get("status") == "diverged" else int(match.group(1)) if match else None,
         "trajectory": head_trajectory(workdir),
@@ -156,17 +142,9 @@ def run_one(group: str, variant: str, seed: int, args) -> dict:
     alias = (group, variant) in SAME_AS_RECIPE
     run_group, run_variant = RECIPE if alias else (group, variant)
     workdir = workdir_for(Path(args.workroot), run_group, run_variant, seed)
-    cmd = command_for(run_group, run_variant, seed, workdir, args.override)
-    shown = " ".join(["python", *map(shlex.quote, cmd[1:])])
-    wall, returncode = None, 0
-    if not ((args.reuse or alias) and (workdir / "summary.json").exists()):
-        workdir.mkdir(parents=True, exist_ok=True)
-        print(f"[{group}/{variant}/seed {seed}] {shown}", flush=True)
-        t0 = time.time()
-        with open(workdir / "run.log", "w") as log:
-            returncode = subprocess.run(cmd, cwd=_common.ROOT, check=False, stdout=log, stderr=subprocess.STDOUT).returncode
-        wall = time.time() - t0
-    row = row_from(group, variant, seed, workdir, shown, wall, returncode)
+    run = runner.train(command_for(run_group, run_variant, seed, workdir, args.override), workdir,
+                     reuse=args.reuse or alias, label=f"{group}/{variant}/seed {seed}", log=workdir / "run.log")
+    row = row_from(group, variant, seed, run)
     if alias:
         row["same_run_as"] = "/".join(RECIPE)
     return row
@@ -356,14 +334,6 @@ def write_results(rows, args) -> Path:
     return md
 
 
-def merged_rows(path: Path, selection) -> list[dict]:
-    """The rows of an earlier results file that ``selection`` does not rerun (runs from other sessions or cores)."""
-    if not path.exists():
-        return []
-    rerun = set(selection)
-    return [r for r in json.loads(path.read_text())["rows"] if (r["group"], r["variant"], r["seed"]) not in rerun]
-
-
 def parse_selection(args, parser) -> list[tuple[str, str, int]]:
     groups = [g for g in args.groups.split(",") if g]
     unknown = sorted(set(groups) - set(GROUPS))
@@ -402,12 +372,11 @@ def main(argv=None) -> int:
         return 0
     selection = parse_selection(args, parser)
     Path(args.out_dir).mkdir(parents=True, exist_ok=True)
-    kept = merged_rows(Path(args.out_dir) / f"{args.name}.json", selection) if args.merge else []
-    rows = list(kept)
-    for group, variant, seed in selection:
-        rows.append(run_one(group, variant, seed, args))
-        md = write_results(rows, args)
-    print(f"wrote {md}")
+    kept = (runner.kept_rows(Path(args.out_dir) / f"{args.name}.json", lambda r: (r["group"], r["variant"], r["seed"]),
+                           selection) if args.merge else [])
+    runner.run_rows(selection, lambda group, variant, seed: run_one(group, variant, seed, args),
+                  lambda rows: write_results(rows, args), kept)
+    print(f"wrote {Path(args.out_dir) / f'{args.name}.md'}")
     return 0
 
 

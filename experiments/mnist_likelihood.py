@@ -17,7 +17,7 @@ the better one and the held-out log-likelihood (−E − log Ẑ) is a stochasti
 
 Writes ``<out-dir>/mnist_likelihood.{md,json,png}``.
 
-Run: python experiments/mnist_likelihood.py --run :cpu=/path/to/workdir [--run ...] [--temps 10,100,1000]
+Run: python -m experiments.mnist_likelihood --run :cpu=/path/to/workdir [--run ...] [--temps 10,100,1000]
 """
 
 from __future__ import annotations
@@ -33,8 +33,9 @@ import jax
 import numpy as np
 import scipy.special
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _common  # noqa: E402
+if not __package__:  # run as a file, python experiments/NAME.py: the repository root makes `experiments` a package
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from experiments import _common, runner  # noqa: E402
 
 SCAN_SCALES = (0.3, 0.5, 1.0)
 SCAN_MARGINS = (1e-3, 3e-3, 1e-2)
@@ -256,7 +257,7 @@ def main(argv=None) -> int:
             p.error(f"--run={spec!r} must be NAME=WORKDIR")
         runs.append((name, workdir))
     out_dir = Path(args.out_dir)
-    old = json.loads((out_dir / "mnist_likelihood.json").read_text()) if args.merge and (out_dir / "mnist_likelihood.json").exists() else {}
+    old = runner.read_results(out_dir / "mnist_likelihood.json") if args.merge else {}
     if old and (old["temps"] != temps or old["chains"] != args.chains):
         p.error(f"--merge: {out_dir / 'mnist_likelihood.json'} has temps {old['temps']} / chains {old['chains']}; "
                 f"pass the same --temps and --chains")
@@ -287,8 +288,7 @@ def main(argv=None) -> int:
     for i, (name, workdir) in enumerate(runs):
         restored = api.restore(workdir)
         reference = reference or independent_pixels(restored)
-        summary = Path(workdir) / "summary.json"
-        fid = (json.loads(summary.read_text()).get("quality") or {}).get("fid") if summary.exists() else None
+        fid = ((runner.summary(workdir) or {}).get("quality") or {}).get("fid")
         if args.scan and i == 0:
             cells = []
             for scale in SCAN_SCALES:

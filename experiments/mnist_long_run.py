@@ -18,8 +18,8 @@ Outputs (``--out PREFIX``, default experiments/results/mnist_long_run):
 PREFIX.png (the grids), PREFIX.json (all numbers), PREFIX.md (a table).
 
 Run:
-  python experiments/mnist_long_run.py --workdir=/tmp/mnist_cpu
-  python experiments/mnist_long_run.py --workdir=/tmp/mnist_cpu --steps=1000,2000,5000,10000 \\
+  python -m experiments.mnist_long_run --workdir=/tmp/mnist_cpu
+  python -m experiments.mnist_long_run --workdir=/tmp/mnist_cpu --steps=1000,2000,5000,10000 \\
       --num-samples=1000 --out=/tmp/long_run
 
 The config comes from the workdir's config.json unless --config names a config
@@ -44,8 +44,9 @@ from jebm import checkpoint, config_lib, evaluation, train
 from jebm.evaluation import plots
 from jebm.data import pipeline
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _common  # noqa: E402
+if not __package__:  # run as a file, python experiments/NAME.py: the repository root makes `experiments` a package
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from experiments import _common  # noqa: E402
 
 logger = logging.getLogger("mnist_long_run")
 

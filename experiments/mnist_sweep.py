@@ -16,23 +16,20 @@ Outputs: ``<out-dir>/<name>.md`` and ``.json`` (one row per variant), and each r
 ``long_run.png`` copied beside them.
 
 Run (one core per run keeps timings comparable):
-  taskset -c 0 python experiments/mnist_sweep.py --variants=bounds,ema --workroot=/tmp/mnist_sweep
-  python experiments/mnist_sweep.py --list
+  taskset -c 0 python -m experiments.mnist_sweep --variants=bounds,ema --workroot=/tmp/mnist_sweep
+  python -m experiments.mnist_sweep --list
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import shlex
 import shutil
-import subprocess
 import sys
-import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _common  # noqa: E402
+if not __package__:  # run as a file, python experiments/NAME.py: the repository root makes `experiments` a package
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from experiments import _common, runner  # noqa: E402
 
 # The rows before the sampler rows were run when `:cpu` was today's `:cpu_shortrun` (renamed at 209d80a,
 # unchanged): they build on it. The sampler and stabiliser rows build on `:cpu_lr5e4`, the `:cpu` recipe
@@ -147,26 +144,17 @@ def config_of(name: str) -> str:
 
 def command_for(name: str, workdir: Path, extra, seed: int = 0) -> list[str]:
     seeded = [f"seed={seed}"] if seed else []  # seed 0 is the configs' own: its commands stay as they ran
-    return [sys.executable, "-m", "jebm.main", f"--config={config_of(name)}", f"--workdir={workdir}",
-            "--config.training.progress=False", *(f"--config.{o}" for o in [*seeded, *VARIANTS[name][1], *extra])]
+    return runner.cli_command(config_of(name), workdir, [*seeded, *VARIANTS[name][1], *extra])
 
 
 def run_variant(name: str, args, seed: int = 0) -> dict:
     workdir = Path(args.workroot) / (name if seed == 0 else f"{name}_s{seed}")
-    cmd = command_for(name, workdir, args.override, seed)
-    shown = " ".join(["python", *map(shlex.quote, cmd[1:])])
-    summary_path = workdir / "summary.json"
-    wall, returncode = None, 0
-    if not (args.reuse and summary_path.exists()):
-        print(f"[{name}] {shown}", flush=True)
-        t0 = time.time()
-        returncode = subprocess.run(cmd, cwd=_common.ROOT, check=False).returncode
-        wall = time.time() - t0
-    summary = json.loads(summary_path.read_text()) if summary_path.exists() else None
-    row = {"variant": name, "seed": seed, "label": VARIANTS[name][0], "command": shown, "returncode": returncode,
-           "wall_time_s": wall if wall is not None else (summary or {}).get("wall_time_s"),
-           "diverged": returncode != 0 or (summary or {}).get("status") == "diverged", "summary": summary}
-    rates = acceptance_rates(workdir / "metrics.jsonl")
+    run = runner.train(command_for(name, workdir, args.override, seed), workdir, reuse=args.reuse, label=name)
+    summary = run.summary
+    row = {"variant": name, "seed": seed, "label": VARIANTS[name][0], "command": run.shown, "returncode": run.returncode,
+           "wall_time_s": run.wall_time_s,
+           "diverged": run.returncode != 0 or (summary or {}).get("status") == "diverged", "summary": summary}
+    rates = acceptance_rates(runner.metrics(workdir))
     if rates:
         row["acceptance_rate"] = rates
     stem = f"{args.name}_{workdir.name}"
@@ -180,15 +168,9 @@ def run_variant(name: str, args, seed: int = 0) -> dict:
     return row
 
 
-def acceptance_rates(metrics: Path) -> dict | None:
-    """MALA's logged acceptance rate over training: its first and last logged values and their steps."""
-    if not metrics.exists():
-        return None
-    points = []
-    for line in metrics.read_text().splitlines():
-        record = json.loads(line)
-        if "acceptance_rate" in record:
-            points.append((record["step"], record["acceptance_rate"]))
+def acceptance_rates(records: list[dict]) -> dict | None:
+    """MALA's logged acceptance rate over training (``records`` of metrics.jsonl): its first and last values and steps."""
+    points = [(r["step"], r["acceptance_rate"]) for r in records if "acceptance_rate" in r]
     if not points:
         return None
     return {"first_step": points[0][0], "first": points[0][1], "last_step": points[-1][0], "last": points[-1][1],
@@ -302,20 +284,17 @@ def main(argv=None) -> int:
     except ValueError:
         parser.error(f"--seeds must be comma-separated integers, got {args.seeds!r}")
     Path(args.out_dir).mkdir(parents=True, exist_ok=True)
-    redo = {(n, s) for n in names for s in seeds}
-    kept = []
-    existing = Path(args.out_dir) / f"{args.name}.json"
-    if args.merge and existing.exists():
-        kept = [r for r in json.loads(existing.read_text())["rows"] if (r["variant"], r.get("seed", 0)) not in redo]
+    selection = [(n, s) for n in names for s in seeds]
+    kept = (runner.kept_rows(Path(args.out_dir) / f"{args.name}.json", lambda r: (r["variant"], r.get("seed", 0)), selection)
+            if args.merge else [])
     order = list(VARIANTS)
-    rows = []
-    for name in names:
-        for seed in seeds:
-            rows.append(run_variant(name, args, seed))
-            rows_out = sorted([*kept, *rows], key=lambda r: (order.index(r["variant"]) if r["variant"] in order
-                                                              else len(order), r.get("seed", 0)))
-            md = write_results(rows_out, args)
-    print(f"wrote {md}")
+
+    def in_order(row):
+        return order.index(row["variant"]) if row["variant"] in order else len(order), row.get("seed", 0)
+
+    runner.run_rows(selection, lambda name, seed: run_variant(name, args, seed),
+                  lambda rows: write_results(sorted(rows, key=in_order), args), kept)
+    print(f"wrote {Path(args.out_dir) / f'{args.name}.md'}")
     return 0
 
 

@@ -17,26 +17,26 @@ The figure has one panel per η (seed 0's landscape, or the first seed that
 finished if seed 0 diverged), each with its own colour scale. Writes
 experiments/results/toy_eta_landscapes.{png,md,json}.
 
-Run: python experiments/toy_eta_landscapes.py [--etas 0.001,0.003,0.01,0.03,0.1] [--seeds 0,1,2]
+Run: python -m experiments.toy_eta_landscapes [--etas 0.001,0.003,0.01,0.03,0.1] [--seeds 0,1,2]
        [--max-steps N] [--reuse] [--report-only]
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _common  # noqa: E402
+import numpy as np
 
-import numpy as np  # noqa: E402
+from jebm import train
+from jebm.evaluation import plots
 
-from jebm import train  # noqa: E402
-from jebm.evaluation import plots  # noqa: E402
+if not __package__:  # run as a file, python experiments/NAME.py: the repository root makes `experiments` a package
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from experiments import _common, runner  # noqa: E402
 
 MEASURES = (("range", "energy range (max − min)"), ("p1_p99", "p99 − p1 of E"), ("grad_support", "mean ‖∇E‖ in support"))
 
@@ -98,7 +98,7 @@ def run_one(args, eta: float, seed: int) -> tuple[dict, tuple | None]:
             train.train_and_evaluate(config, workdir)
         except train.DivergenceError as e:  # a result too: SGLD is unstable past curvature 2/η
             print(f"η={eta:g} seed {seed}: {e}", flush=True)
-    summary = json.loads((workdir / "summary.json").read_text())
+    summary = runner.summary(workdir)
     invocation = workdir / "invocation.txt"
     row.update(status=summary["status"], wall_time_s=summary.get("wall_time_s"), reused=reused,
                trained_by=" with ".join(f"`{line}`" if i == 0 else line for i, line in

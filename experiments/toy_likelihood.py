@@ -13,21 +13,19 @@ workdir, and tabulates what the run's ``summary.json`` measured:
 
 Writes ``<out-dir>/likelihood.{md,json}`` and copies the main job's ``ais_convergence.png``.
 
-Run: python experiments/toy_likelihood.py [--rows sghmc_nopcd,...] [--workroot DIR] [--reuse]
+Run: python -m experiments.toy_likelihood [--rows sghmc_nopcd,...] [--workroot DIR] [--reuse]
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
-import subprocess
 import sys
-import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _common  # noqa: E402
+if not __package__:  # run as a file, python experiments/NAME.py: the repository root makes `experiments` a package
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from experiments import _common, runner  # noqa: E402
 
 ROWS = {
     "sgld_pcd": "configs/gmm_sgld.py:pcd",
@@ -64,9 +62,7 @@ def mnist_row(spec: str) -> dict:
     """An MNIST run's likelihood and diagnostics from its newest evaluation (eval_<step>.json, else summary.json)."""
     name, _, workdir = spec.rpartition("=")
     workdir = Path(workdir)
-    evals = sorted(workdir.glob("eval_*.json"), key=lambda p: int(p.stem.split("_")[1]))
-    source = evals[-1] if evals else workdir / "summary.json"
-    s = json.loads(source.read_text())
+    source, s = runner.newest_scores(workdir)
     return {"name": name, "workdir": str(workdir), "source": source.name, "ais": s.get("ais"),
             "long_run": {k: v for k, v in (s.get("long_run") or {}).items() if k != "curve"},
             "fid": (s.get("quality") or {}).get("fid"), "drift_noise": s.get("drift_noise")}
@@ -115,18 +111,11 @@ def main(argv=None) -> int:
         spec, extra = OVERRIDES.get(key, (ROWS.get(key), []))
         if spec is None:
             parser.error(f"--rows: unknown row {key!r}; valid: {sorted([*ROWS, *OVERRIDES])}")
-        cmd = [sys.executable, "-m", "jebm.main", f"--config={spec}", f"--workdir={workdir}",
-               "--config.training.progress=False", *(f"--config.{o}" for o in extra)]
-        wall = None
-        if not (args.reuse and (workdir / "summary.json").exists()):
-            print("[%s] %s" % (key, " ".join(cmd[1:])), flush=True)
-            t0 = time.time()
-            subprocess.run(cmd, cwd=_common.ROOT, check=False)
-            wall = time.time() - t0
-        s = json.loads((workdir / "summary.json").read_text()) if (workdir / "summary.json").exists() else {}
+        run = runner.train(runner.cli_command(spec, workdir, extra), workdir, reuse=args.reuse, label=key)
+        s = run.summary or {}
         lk = s.get("likelihood", {})
-        rows.append({"key": key, "config": spec, "command": "python " + " ".join(cmd[1:]),
-                     "wall_time_s": wall or s.get("wall_time_s"), "ks": s.get("ks"), "kl": s.get("kl"),
+        rows.append({"key": key, "config": spec, "command": run.shown,
+                     "wall_time_s": run.wall_time_s, "ks": s.get("ks"), "kl": s.get("kl"),
                      "nll_exact": s.get("nll_exact"), "nll_ais": s.get("nll_ais"), "likelihood": lk,
                      "drift_noise": s.get("drift_noise"), "diagnostics": s.get("long_run_diagnostics")})
         if key == "sghmc_nopcd" and (workdir / "ais_convergence.png").exists():

@@ -9,22 +9,22 @@ the sweep can be run in pieces (--candidates); the markdown ranks every
 candidate by KL and marks which beat all six of the paper's rows on both KS
 and KL.
 
-Run: python experiments/toy_sweep.py [--seeds 3] [--candidates name,...] [--max-steps N]
+Run: python -m experiments.toy_sweep [--seeds 3] [--candidates name,...] [--max-steps N]
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _common  # noqa: E402
-from toy_table1 import ROWS  # noqa: E402
+from jebm import multiseed
 
-from jebm import multiseed  # noqa: E402
+if not __package__:  # run as a file, python experiments/NAME.py: the repository root makes `experiments` a package
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from experiments import _common, runner  # noqa: E402
+from experiments.toy_table1 import ROWS  # noqa: E402
 
 SGHMC = "configs/gmm_sghmc.py:nopcd"
 SGLD = "configs/gmm_sgld.py:nopcd"
@@ -63,7 +63,7 @@ def main():
     parser.add_argument("--out", default=str(_common.RESULTS / "toy_sweep"))
     args = parser.parse_args()
     out_json = Path(args.out + ".json")
-    results = json.loads(out_json.read_text())["candidates"] if out_json.exists() else {}
+    results = runner.read_results(out_json).get("candidates", {})
     for name in args.candidates.split(","):
         if name not in CANDIDATES:
             raise SystemExit(f"unknown candidate {name!r}; valid: {sorted(CANDIDATES)}")

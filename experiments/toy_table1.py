@@ -10,7 +10,7 @@ protocol of config.eval: n = 1000, L steps and a 10,000-step long run, KS over
 5 true draws, B*, KL on the 200×200 grid). Writes
 experiments/results/toy_table1.md and .json.
 
-Run: python experiments/toy_table1.py [--seeds 5] [--rows sgld_pcd,...] [--max-steps N]
+Run: python -m experiments.toy_table1 [--seeds 5] [--rows sgld_pcd,...] [--max-steps N]
 """
 
 from __future__ import annotations
@@ -18,12 +18,14 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 
-sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parent))
-import _common  # noqa: E402
+from jebm import multiseed
+from jebm.evaluation import plots
 
-from jebm import multiseed  # noqa: E402
-from jebm.evaluation import plots  # noqa: E402
+if not __package__:  # run as a file, python experiments/NAME.py: the repository root makes `experiments` a package
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from experiments import _common, runner  # noqa: E402
 
 # (key, label, config spec, paper KS (mean, std), paper KL (mean, std)) — Table 1 of the paper.
 ROWS = [
@@ -99,10 +101,9 @@ def main():
         args.rows = ",".join(BEST_DEFAULT_ROWS)
     seeds = list(range(args.seeds))
     wanted = args.rows.split(",")
-    out_json = _common.Path(args.out + ".json")
-    previous = {}
-    if out_json.exists():  # rows already run are kept, so the table can be built in pieces
-        previous = {r["key"]: r for r in __import__("json").loads(out_json.read_text())["rows"]}
+    out_json = Path(args.out + ".json")
+    # Rows already run are kept, so the table can be built in pieces.
+    previous = {r["key"]: r for r in runner.read_results(out_json).get("rows", [])}
     unknown = sorted(set(wanted) - {r[0] for r in table})
     if unknown:
         raise SystemExit(f"unknown rows {unknown}; valid: {[r[0] for r in table]}")
@@ -128,11 +129,11 @@ def main():
         print(f"   KS {_common.fmt(*_common.mean_std(row['ks']))}  KL {_common.fmt(*_common.mean_std(row['kl']))}"
               f"  ({seconds:.0f} s)", flush=True)
         first = results[0][1]
-        stem = _common.Path(args.out).name
+        stem = Path(args.out).name
         plots.plot_toy_fit(_common.RESULTS / f"{stem}_{key}_seed0.png", first["xs"], first["ys"], first["log_p"],
                            first["energy"], first["samples"], title=f"{label}, seed 0")
         _common.write_json(out_json, {"environment": _common.environment(), "rows": ordered(rows, table)})
-    write_markdown(_common.Path(args.out + ".md"), ordered(rows, table), " ".join(sys.argv[1:]), best=args.best)
+    write_markdown(Path(args.out + ".md"), ordered(rows, table), " ".join(sys.argv[1:]), best=args.best)
 
 
 def ordered(rows: dict, table=ROWS) -> list:

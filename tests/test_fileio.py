@@ -34,3 +34,10 @@ def test_failure_keeps_the_old_file_and_leaves_no_temp(tmp_path, monkeypatch):
         fileio.atomic_write(path, fail)
     assert path.read_bytes() == b"old"
     assert os.listdir(tmp_path) == ["a.bin"]
+
+
+def test_read_jsonl_skips_a_line_torn_by_a_kill(tmp_path):
+    path = tmp_path / "metrics.jsonl"
+    assert fileio.read_jsonl(path) == []  # no log yet
+    path.write_text('{"step": 1, "loss": 0.5}\n\n{"step": 2, "loss": 0.25}\n{"step": 3, "lo')
+    assert fileio.read_jsonl(path) == [{"step": 1, "loss": 0.5}, {"step": 2, "loss": 0.25}]

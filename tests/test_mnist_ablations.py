@@ -1,18 +1,14 @@
 """experiments/mnist_ablations.py: every run's config is valid, and the verdict rules decide as written."""
 
 import ast
-import sys
-from pathlib import Path
 
 import pytest
 
 from jebm import config_validation
 from jebm.energies import networks
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "experiments"))
-import mnist_ablations as abl  # noqa: E402
-import _common  # noqa: E402
+from experiments import _common
+from experiments import mnist_ablations as abl
 
 
 def _set(config, field, value):

@@ -6,11 +6,11 @@ from pathlib import Path
 
 from jebm import config_lib, config_validation
 
+from experiments import _common
+from experiments import mnist_sweep as sweep
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "experiments"))
 sys.path.insert(0, str(ROOT / "tests"))
-import mnist_sweep as sweep  # noqa: E402
-import _common  # noqa: E402
 from test_mnist_ablations import _set  # noqa: E402  (the CLI's parsing of --config.FIELD=VALUE)
 
 
@@ -81,7 +81,7 @@ def test_reuse_merge_and_seeds_keep_earlier_rows_and_label_diverged_runs(tmp_pat
 
 def test_toy_table_rewrite_keeps_its_what_it_shows_section(tmp_path):
     # toy_table1.py rewrites its .md after every row; the hand-written reading below the table must survive.
-    import toy_table1
+    from experiments import toy_table1
 
     row = {"label": "SGHMC (activation)", "config": "configs/gmm_sghmc.py:quadratic", "ks": [0.06, 0.07],
            "ks_long": [0.06, 0.06], "b_star": [0.05, 0.05], "kl": [0.01, 0.2], "paper_ks": (0.08, 0.002),

@@ -401,10 +401,7 @@ def test_presets(name, presets):
 
 @pytest.mark.usefixtures("fast_compiles")  # 13 small AIS programs: their compiles are the cost
 def test_mnist_likelihood_script_scores_a_run_from_both_bases(default_run, tmp_path):
-    import sys
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
-    import mnist_likelihood
+    from experiments import mnist_likelihood
 
     config, workdir, _ = default_run
     out = tmp_path / "a"

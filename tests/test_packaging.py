@@ -9,7 +9,7 @@ import pytest
 from packaging.requirements import Requirement
 
 from conftest import ROOT
-from jebm import main
+from jebm import launch
 
 CONFIG_NAMES = sorted(p.stem for p in (ROOT / "src" / "jebm" / "configs").glob("*.py") if p.stem != "__init__")
 
@@ -18,11 +18,11 @@ def test_config_argument_falls_back_to_the_installed_package(tmp_path, monkeypat
     monkeypatch.chdir(tmp_path)  # no configs/ here
     packaged = importlib.resources.files("jebm.configs") / "mnist_sgld.py"
     argv = ["jebm.main", "--config=configs/mnist_sgld.py:cpu", "--config.seed=1", "--workdir=w"]
-    assert main.resolve_config_argv(argv) == ["jebm.main", f"--config={packaged}:cpu", "--config.seed=1", "--workdir=w"]
-    assert main.resolve_config_argv(["m", "--config", "configs/gmm_sgld.py"])[2] == str(
+    assert launch.resolve_config_argv(argv) == ["jebm.main", f"--config={packaged}:cpu", "--config.seed=1", "--workdir=w"]
+    assert launch.resolve_config_argv(["m", "--config", "configs/gmm_sgld.py"])[2] == str(
         importlib.resources.files("jebm.configs") / "gmm_sgld.py")
     # Not a shipped config: left for ml_collections to report.
-    assert main.resolve_config_argv(["m", "--config=configs/nope.py"]) == ["m", "--config=configs/nope.py"]
+    assert launch.resolve_config_argv(["m", "--config=configs/nope.py"]) == ["m", "--config=configs/nope.py"]
 
 
 def test_config_argument_that_exists_is_left_alone(tmp_path, monkeypatch):
@@ -30,9 +30,9 @@ def test_config_argument_that_exists_is_left_alone(tmp_path, monkeypatch):
     (tmp_path / "configs" / "mnist_sgld.py").write_text("def get_config(arg=None):\n    return None\n")
     monkeypatch.chdir(tmp_path)
     argv = ["jebm.main", "--config=configs/mnist_sgld.py:cpu", "--workdir=w"]
-    assert main.resolve_config_argv(argv) == argv
+    assert launch.resolve_config_argv(argv) == argv
     monkeypatch.chdir(ROOT)  # the clone's configs link
-    assert main.resolve_config_argv(argv) == argv
+    assert launch.resolve_config_argv(argv) == argv
 
 
 def test_clone_configs_is_the_package_directory():

@@ -1,9 +1,13 @@
-"""Atomic file writes: the one way jebm puts a file on disk.
+"""Atomic file writes, the one way jebm puts a file on disk, and the reader of its JSON-lines logs.
 
 A file is written to a temporary name in its destination directory, flushed
 and fsynced, then renamed over the destination (``os.replace``, atomic on one
 filesystem). A crash or an error at any moment leaves either the old file or
 the new one, never a torn file, and the temporary file is removed on failure.
+
+The one exception is an append-only JSON-lines log (``metrics.jsonl``), whose
+last line a kill may cut short: :func:`read_jsonl` reads such a file and skips
+that line.
 """
 
 from __future__ import annotations
@@ -62,3 +66,21 @@ def save_npy(path: str | os.PathLike, array: np.ndarray) -> Path:
 def save_npz(path: str | os.PathLike, compressed: bool = False, **arrays: np.ndarray) -> Path:
     save = np.savez_compressed if compressed else np.savez
     return atomic_write(path, lambda f: save(f, **arrays))
+
+
+def read_jsonl(path: str | os.PathLike) -> list[dict]:
+    """The records of a JSON-lines file (one JSON object a line), in order.
+
+    Lines that do not parse (the last line of a log cut short by a kill) and blank
+    lines are skipped; a missing file has no records.
+    """
+    path = Path(path)
+    if not path.exists():
+        return []
+    records = []
+    for line in path.read_text().splitlines():
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue  # a line torn by a kill, or a blank one
+    return records
