@@ -10,7 +10,6 @@ and writes the workdir contract described in the README.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 import logging
 import math
@@ -21,7 +20,6 @@ from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 from flax import struct
 from ml_collections import config_dict
@@ -61,45 +59,6 @@ class TrainState(struct.PyTreeNode):
     def eval_params(self):
         """The parameters evaluation samples and scores with: θ̄ when kept, else θ."""
         return self.params if self.ema_params is None else self.ema_params
-
-
-# The two failure regimes of a Langevin sampler, by the per-step ratio of its drift
-# η‖∇ₓE‖ to its noise √(2ηT·d) (diagnostics.drift_noise_ratio); see drift_noise_summary.
-RANDOM_WALK_BELOW = 0.01
-DESCENT_ABOVE = 10.0
-
-
-def drift_noise_summary(records, num_steps: int) -> dict:
-    """The training run's drift/noise ratio and the regime it sat in, warning once if it is a failure regime.
-
-    Below ``RANDOM_WALK_BELOW`` the gradient moves a chain less in its whole run of L
-    steps than the noise does in a few steps (L·r < √L·1 needs r < 1/√L, and
-    0.01 ≤ 1/√L for every L ≤ 10,000): the sampler is a random walk that ignores
-    the energy. Above ``DESCENT_ABOVE`` the noise is a tenth of the drift: the
-    sampler is gradient descent and draws the energy's minima, not its Gibbs law.
-    "Most of training" means more than half of the logged steps.
-    """
-    ratios = np.asarray([r["drift_noise_ratio"] for r in records if "drift_noise_ratio" in r], float)
-    ratios = ratios[np.isfinite(ratios)]
-    if ratios.size == 0:
-        return {}
-    low, high = float(np.mean(ratios < RANDOM_WALK_BELOW)), float(np.mean(ratios > DESCENT_ABOVE))
-    regime = "random_walk" if low > 0.5 else "gradient_descent" if high > 0.5 else "balanced"
-    if regime == "random_walk":
-        logging.warning(
-            "The sampler's drift/noise ratio η‖∇ₓE‖/√(2ηT·d) was below %g for %.0f%% of the logged steps "
-            "(median %.3g): the chains are a random walk that ignores the energy. Raise sampler.step_size (η) "
-            "or sampler.num_steps (L), or lower sampler.temperature (T).", RANDOM_WALK_BELOW, 100 * low,
-            float(np.median(ratios)))
-    elif regime == "gradient_descent":
-        logging.warning(
-            "The sampler's drift/noise ratio η‖∇ₓE‖/√(2ηT·d) was above %g for %.0f%% of the logged steps "
-            "(median %.3g): the noise is negligible and the sampler is gradient descent. Lower sampler.step_size "
-            "(η) or raise sampler.temperature (T).", DESCENT_ABOVE, 100 * high, float(np.median(ratios)))
-    return {"mean": float(ratios.mean()), "median": float(np.median(ratios)), "min": float(ratios.min()),
-            "max": float(ratios.max()), "fraction_below": low, "fraction_above": high,
-            "random_walk_below": RANDOM_WALK_BELOW, "descent_above": DESCENT_ABOVE, "regime": regime,
-            "num_steps": num_steps}
 
 
 class DivergenceError(RuntimeError):
@@ -230,9 +189,7 @@ def make_train_step(config, parts: Parts, chain_sharding=None):
     reinit = config.chain_init.reinit_fraction
     model, n = parts.model, parts.num_chains
     ema_decay = config.training.ema_decay
-    drift_noise = functools.partial(
-        diagnostics.drift_noise_ratio, step_size=scfg.step_size, temperature=scfg.temperature,
-        dim=math.prod(parts.data.example_shape), friction=scfg.friction if scfg.name == "sghmc" else None)
+    drift_noise = diagnostics.sampler_drift_noise_ratio(scfg, parts.data.example_shape)
 
     def train_step(state: TrainState, batch: jax.Array):
         key = jax.random.fold_in(state.rng, state.step)
@@ -506,7 +463,7 @@ def train_and_evaluate(config: config_dict.ConfigDict, workdir: str | os.PathLik
     summary = _evaluate_on_every_process(config, parts, sharding.host_local(state.eval_params), workdir,
                                          info["records"])
     summary.update({k: v for k, v in info.items() if k != "records"})
-    summary["drift_noise"] = drift_noise_summary(info["records"], config.sampler.num_steps)
+    summary["drift_noise"] = diagnostics.drift_noise_summary(info["records"], config.sampler.num_steps)
     summary["head"] = heads.head_values(state.eval_params)  # final β / γ, {} for heads without them
     summary["wall_time_s"] = time.time() - t0
     summary["data"] = parts.data.description
@@ -576,14 +533,12 @@ def evaluate_workdir(workdir: str | os.PathLike, config: config_dict.ConfigDict 
         raise FileNotFoundError(f"--workdir={workdir} has no checkpoint in {checkpoint.checkpoint_dir(workdir)}")
     t0 = time.time()
     records = reporting.read_metrics(workdir / "metrics.jsonl", step)
-    s = config.sampler
+    drift_noise = diagnostics.sampler_drift_noise_ratio(config.sampler, parts.data.example_shape)
     for r in records:  # runs logged before the ratio existed: derive it from their gradient norms
         if "drift_noise_ratio" not in r and "grad_norm_run_mean" in r:
-            r["drift_noise_ratio"] = float(diagnostics.drift_noise_ratio(
-                r["grad_norm_run_mean"], step_size=s.step_size, temperature=s.temperature,
-                dim=math.prod(parts.data.example_shape), friction=s.friction if s.name == "sghmc" else None))
+            r["drift_noise_ratio"] = float(drift_noise(r["grad_norm_run_mean"]))
     summary = evaluation.evaluate_and_write(config, parts, state.eval_params, workdir, records)
     summary.update(checkpoint_step=step, eval_time_s=time.time() - t0, data=parts.data.description,
-                   drift_noise=drift_noise_summary(records, config.sampler.num_steps))
+                   drift_noise=diagnostics.drift_noise_summary(records, config.sampler.num_steps))
     fileio.write_json(workdir / f"eval_{step}.json", summary)
     return summary
