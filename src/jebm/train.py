@@ -27,8 +27,8 @@ from ml_collections import config_dict
 from jebm import checkpoint, config_validation, evaluation, fileio, losses, optim, reporting, sharding
 from jebm.evaluation import diagnostics
 from jebm.data import pipeline
-from jebm.energies import heads, make_energy
-from jebm.energies import with_head as make_energy_with_head
+from jebm.energies import heads
+from jebm.energies import options as energy_options
 from jebm.samplers import factory as sampler_factory
 from jebm.samplers import init as chain_init
 from jebm.samplers.chain import run_chain
@@ -83,18 +83,6 @@ class Parts:
     total_steps: int  # epochs × steps per epoch, capped by training.max_steps
 
 
-def resolve_conv_impl(conv_impl: str, backend: str | None = None) -> str:
-    """``energy.conv_impl`` as the CNN gets it: ``""`` picks by backend.
-
-    On the CPU the im2col convolution makes a sampler step of the same
-    function 2.2-2.7x faster than XLA's (benchmarks/README.md); on GPUs and TPUs XLA's
-    convolution (cuDNN, the TPU's MXU) is the one to use.
-    """
-    if conv_impl:
-        return conv_impl
-    return "im2col" if (backend or jax.default_backend()) == "cpu" else "xla"
-
-
 def build_parts(config: config_dict.ConfigDict, *, energy=None, data=None) -> Parts:
     """Builds model, optimizer, data and chain initialiser from the config.
 
@@ -103,14 +91,7 @@ def build_parts(config: config_dict.ConfigDict, *, energy=None, data=None) -> Pa
     ``energy.head="none"``); ``data`` (an array ``(n, *example_shape)``) takes
     the place of ``dataset.name``'s data (see ``pipeline.array_data``).
     """
-    e = config.energy
-    head_options = dict(head=e.head, head_offset=e.head_offset, beta_learnable=bool(e.get("beta_learnable", True)))
-    if e.get("beta_init") is not None:
-        head_options["beta_init"] = float(e.beta_init)
-    if energy is not None:
-        model = make_energy_with_head(energy, **head_options)
-    else:
-        model = make_energy(e.name, **head_options, **backbone_options(e))
+    model = energy_options.from_config(config.energy, energy)
     o = config.optimizer
     optim.make_optimizer(o.name, o.learning_rate, o.weight_decay)  # validates the name early
     data = pipeline.make_train_data(config.dataset, config.training.batch_size, config.seed, data)
@@ -132,30 +113,12 @@ def build_parts(config: config_dict.ConfigDict, *, energy=None, data=None) -> Pa
     return Parts(model, tx, data, noise_fn, loss_fn, num_chains, multiplier, total_steps)
 
 
-def backbone_options(e) -> dict:
-    """The ``energy.*`` fields a built-in (or registered) network takes, as keyword arguments."""
-    options = {}
-    if e.activation:
-        options["activation"] = e.activation
-    if e.hidden is not None:
-        options["hidden"] = tuple(e.hidden)
-    if e.out_init_std is not None:
-        options["out_init_std"] = e.out_init_std
-    if e.param_init:
-        options["param_init"] = e.param_init
-    if e.name in ("custom_cnn", "lenet"):
-        options["conv_impl"] = resolve_conv_impl(e.conv_impl)
-    if e.get("spectral_norm", 0):
-        options["spectral_norm"] = int(e.spectral_norm)
-    return options
-
-
 def create_train_state(config, parts: Parts) -> TrainState:
     """Fresh parameters, optimizer state, persistent bank and PRNG key."""
     rng = jax.random.PRNGKey(config.seed)
     init_key, bank_key = jax.random.split(jax.random.fold_in(rng, 0x1717))
     params = jax.jit(parts.model.init)(init_key, jnp.zeros((1, *parts.data.example_shape), jnp.float32))
-    _check_energy_shape(parts.model, params, parts.data.example_shape)
+    energy_options.check_energy_shape(parts.model, params, parts.data.example_shape)
     bank = None
     if config.chain_init.persistent:
         bank = chain_init.bank_init(bank_key, parts.noise_fn, config.chain_init.bank_size)
@@ -169,14 +132,6 @@ def create_train_state(config, parts: Parts) -> TrainState:
         # refuses to donate one buffer twice.
         ema_params=jax.tree_util.tree_map(jnp.copy, params) if config.training.ema_decay else None,
     )
-
-
-def _check_energy_shape(model, params, example_shape) -> None:
-    """An energy must give one value per example: ``(2, *example_shape) -> (2,)``."""
-    out = jax.eval_shape(lambda p, x: model.apply(p, x), params, jax.ShapeDtypeStruct((2, *example_shape), jnp.float32))
-    if getattr(out, "shape", None) != (2,):
-        raise ValueError(f"the energy maps inputs of shape (2, *{tuple(example_shape)}) to "
-                         f"{getattr(out, 'shape', type(out).__name__)}; it must return one energy per example, shape (2,)")
 
 
 def make_train_step(config, parts: Parts, chain_sharding=None):
@@ -467,7 +422,7 @@ def train_and_evaluate(config: config_dict.ConfigDict, workdir: str | os.PathLik
     summary["head"] = heads.head_values(state.eval_params)  # final β / γ, {} for heads without them
     summary["wall_time_s"] = time.time() - t0
     summary["data"] = parts.data.description
-    summary["energy"] = describe_energy(config, energy)
+    summary["energy"] = energy_options.describe(config.energy, energy)
     summary["status"] = "ok"
     if jax.process_index() == 0:
         fileio.write_json(workdir / "summary.json", summary)
@@ -494,12 +449,6 @@ def _evaluate_on_every_process(config, parts: Parts, params, workdir: Path, reco
         return evaluation.evaluate_and_write(config, parts, params, scratch, records)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-
-
-def describe_energy(config, energy=None) -> str:
-    """The energy in words, for ``summary.json``: the network and its head."""
-    net = f"user module {type(energy).__name__}" if energy is not None else config.energy.name
-    return net if config.energy.head == "none" else f"{net} with head {config.energy.head}"
 
 
 def evaluate_workdir(workdir: str | os.PathLike, config: config_dict.ConfigDict | None = None, *,
