@@ -98,15 +98,7 @@ def build_parts(config: config_dict.ConfigDict, *, energy=None, data=None) -> Pa
     total_steps = data.steps_per_epoch * config.training.num_epochs
     if config.training.max_steps:
         total_steps = min(total_steps, config.training.max_steps)
-    multiplier = optim.lr_multiplier(o.schedule, total_steps, o.final_lr_fraction, o.warmup_steps)
-    # The base learning rate lives in the optimizer state (so a rollback can lower it);
-    # the schedule multiplies the update after it.
-    tx = optax.chain(
-        optax.inject_hyperparams(lambda learning_rate: optim.make_optimizer(o.name, learning_rate, o.weight_decay))(
-            learning_rate=o.learning_rate
-        ),
-        optax.scale_by_schedule(multiplier),
-    )
+    tx, multiplier = optim.training_optimizer(o, total_steps)
     noise_fn = sampler_factory.make_noise_init(config.chain_init, data.example_shape)
     loss_fn = losses.make_loss(config.loss.name, config.loss.l2_energy)
     num_chains = config.sampler.num_chains or config.training.batch_size
@@ -181,7 +173,7 @@ def make_train_step(config, parts: Parts, chain_sharding=None):
             "grad_norm_run_mean": jnp.mean(summary.mean.grad_norm),
             "drift_noise_ratio": drift_noise(jnp.mean(summary.mean.grad_norm)),
             "param_grad_norm": param_grad_norm,
-            "learning_rate": learning_rate(state.opt_state, parts),
+            "learning_rate": optim.learning_rate(state.opt_state, parts.lr_multiplier),
             # Guard inputs: the largest magnitudes seen, NaN-propagating.
             "max_abs_energy": jnp.maximum(jnp.max(jnp.abs(e_pos)), jnp.max(jnp.abs(e_neg))),
             "chains_finite": jnp.all(jnp.isfinite(x_neg)),
@@ -195,12 +187,6 @@ def make_train_step(config, parts: Parts, chain_sharding=None):
         return new_state, metrics
 
     return train_step
-
-
-def learning_rate(opt_state, parts: Parts) -> jax.Array:
-    """The learning rate of the next update: the base rate times the schedule's multiplier."""
-    inject, schedule = opt_state
-    return inject.hyperparams["learning_rate"] * parts.lr_multiplier(schedule.count)
 
 
 def check_divergence(metrics: dict, step: int, guard) -> str | None:
@@ -290,7 +276,7 @@ def train(config, workdir: str | os.PathLike, *, energy=None, data=None) -> tupl
                 step = int(state.step)
                 logging.warning("%s Rolled back to step %d (rollback %d/%d) with a new seed and learning rate %.3g.",
                                 problem, step, rollbacks, config.guard.max_rollbacks,
-                                float(learning_rate(state.opt_state, parts)))
+                                float(optim.learning_rate(state.opt_state, parts.lr_multiplier)))
                 log.write({"step": step, "rollback": rollbacks, "reason": problem})
                 continue
             state = new_state
@@ -366,11 +352,8 @@ def _compile_step(config, parts: Parts, state: TrainState, state_sh=None):
 def _rollback(ckpt_dir: Path, template: TrainState, lr_factor: float, count: int, state_sh=None) -> TrainState:
     """The newest checkpoint with the learning rate times ``lr_factor`` and a new seed, placed as ``state_sh``."""
     state, _ = checkpoint.restore_latest(ckpt_dir, template, shardings=state_sh, num_processes=jax.process_count())
-    inject, schedule = state.opt_state
-    hyper = dict(inject.hyperparams)
-    hyper["learning_rate"] = hyper["learning_rate"] * lr_factor
-    opt_state = (inject._replace(hyperparams=hyper), schedule)
-    state = state.replace(opt_state=opt_state, rng=jax.random.fold_in(state.rng, 7919 + count))
+    state = state.replace(opt_state=optim.scale_learning_rate(state.opt_state, lr_factor),
+                          rng=jax.random.fold_in(state.rng, 7919 + count))
     return state if state_sh is None else jax.device_put(state, state_sh)
 
 
