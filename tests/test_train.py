@@ -14,7 +14,7 @@ import pytest
 from flax import serialization
 
 from conftest import ROOT, load_config
-from jebm import checkpoint, train
+from jebm import api, checkpoint, train
 
 CONTRACT = [
     "config.json", "metrics.jsonl", "samples.npy", "samples_long.npy", "energy_grid.npz", "summary.json",
@@ -255,10 +255,10 @@ def test_mode_eval_reproduces_the_runs_own_evaluation(smoke_run, tmp_path):
     config, workdir, summary = smoke_run
     copy = tmp_path / "run"
     shutil.copytree(workdir, copy)
-    again = train.evaluate_workdir(copy)
+    again = api.evaluate_workdir(copy)
     assert again["checkpoint_step"] == 6
     for key in ("ks", "ks_long", "kl", "nll_exact", "nll_ais"):
         assert again[key] == summary[key], key
     assert json.loads((copy / "eval_6.json").read_text())["kl"] == summary["kl"]
     with pytest.raises(FileNotFoundError, match="no config.json"):
-        train.evaluate_workdir(tmp_path / "empty")
+        api.evaluate_workdir(tmp_path / "empty")
