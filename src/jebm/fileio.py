@@ -62,3 +62,20 @@ def save_npy(path: str | os.PathLike, array: np.ndarray) -> Path:
 def save_npz(path: str | os.PathLike, compressed: bool = False, **arrays: np.ndarray) -> Path:
     save = np.savez_compressed if compressed else np.savez
     return atomic_write(path, lambda f: save(f, **arrays))
+
+
+def writable_workdir(workdir: str, probe_name: str = ".write_test") -> Path:
+    """``workdir``, created if missing, after writing and removing the file ``probe_name`` in it.
+
+    Raises:
+      OSError: naming ``--workdir`` and why it is not writable.
+    """
+    path = Path(workdir)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / probe_name
+        probe.write_text("")
+        probe.unlink()
+    except OSError as err:
+        raise OSError(f"--workdir={workdir} is not writable: {err.strerror or err}") from err
+    return path

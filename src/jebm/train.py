@@ -212,18 +212,6 @@ def check_divergence(metrics: dict, step: int, guard) -> str | None:
     )
 
 
-def _prepare_workdir(workdir: str) -> Path:
-    path = Path(workdir)
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        probe = path / f".write_test.{jax.process_index()}"  # one name per process: they may share the workdir
-        probe.write_text("")
-        probe.unlink()
-    except OSError as err:
-        raise OSError(f"--workdir={workdir} is not writable: {err.strerror or err}") from err
-    return path
-
-
 def train(config, workdir: str | os.PathLike, *, energy=None, data=None) -> tuple[TrainState, Parts, dict]:
     """The training loop; returns the final state, the parts and run info (``energy``, ``data``: see ``build_parts``).
 
@@ -232,13 +220,14 @@ def train(config, workdir: str | os.PathLike, *, energy=None, data=None) -> tupl
         longer take in this process (see ``sharding.use_cpu_devices``); nothing is written.
     """
     sharding.use_cpu_devices(config.sharding.num_cpu_devices)
-    workdir = _prepare_workdir(str(workdir))
+    # One probe name per process: they may share the workdir.
+    workdir = fileio.writable_workdir(str(workdir), probe_name=f".write_test.{jax.process_index()}")
     parts = build_parts(config, energy=energy, data=data)
     if jax.process_index() == 0:
         fileio.write_json(workdir / "config.json", json.loads(config.to_json_best_effort()))
     state = create_train_state(config, parts)
     ckpt_dir = checkpoint.checkpoint_dir(workdir)
-    state_sh = _state_shardings(config, parts, state)
+    state_sh = sharding.train_state_shardings(config, parts.num_chains, state)
     restored, restored_step = checkpoint.restore_latest(ckpt_dir, state, shardings=state_sh,
                                                         num_processes=jax.process_count())
     if restored is not None:
@@ -312,28 +301,8 @@ def train(config, workdir: str | os.PathLike, *, energy=None, data=None) -> tupl
     return state, parts, info
 
 
-def _state_shardings(config, parts: Parts, state: TrainState):
-    """The state's shardings over all devices of all processes, or ``None`` unless ``sharding.enabled``.
-
-    Raises:
-      ValueError: a sharded size (batch, chains, bank) does not divide by the device count, or
-        several processes run without ``sharding.enabled``.
-    """
-    if not config.sharding.enabled:
-        if jax.process_count() > 1:
-            raise ValueError(f"{jax.process_count()} processes train one model only with sharding.enabled=True "
-                             "(the CLI sets it when distributed); it is False")
-        return None
-    mesh = sharding.make_mesh()
-    sizes = {"training.batch_size": config.training.batch_size, "sampler.num_chains": parts.num_chains}
-    if state.bank is not None:
-        sizes["chain_init.bank_size"] = config.chain_init.bank_size
-    sharding.check_divisible(mesh, **sizes)
-    return sharding.state_shardings(state, mesh)
-
-
 def _compile_step(config, parts: Parts, state: TrainState, state_sh=None):
-    """The jitted step and batch functions, sharded as ``state_sh`` (from ``_state_shardings``) says, and the state placed so."""
+    """The jitted step and batch functions, sharded as ``state_sh`` (``sharding.train_state_shardings``) says, and the state placed so."""
     if state_sh is None:
         return (jax.jit(make_train_step(config, parts), donate_argnums=(0,)), jax.jit(parts.data.batch), state)
     mesh = state_sh.step.mesh
@@ -346,7 +315,7 @@ def _compile_step(config, parts: Parts, state: TrainState, state_sh=None):
     )
     batch_fn = jax.jit(parts.data.batch, out_shardings=batch_sh)
     logging.info("Sharding chains and batches over %d devices", mesh.devices.size)
-    return step_fn, batch_fn, jax.device_put(state, state_sh)
+    return step_fn, batch_fn, sharding.place(state, state_sh)
 
 
 def _rollback(ckpt_dir: Path, template: TrainState, lr_factor: float, count: int, state_sh=None) -> TrainState:
@@ -354,7 +323,7 @@ def _rollback(ckpt_dir: Path, template: TrainState, lr_factor: float, count: int
     state, _ = checkpoint.restore_latest(ckpt_dir, template, shardings=state_sh, num_processes=jax.process_count())
     state = state.replace(opt_state=optim.scale_learning_rate(state.opt_state, lr_factor),
                           rng=jax.random.fold_in(state.rng, 7919 + count))
-    return state if state_sh is None else jax.device_put(state, state_sh)
+    return sharding.place(state, state_sh)
 
 
 def train_and_evaluate(config: config_dict.ConfigDict, workdir: str | os.PathLike, *, energy=None, data=None) -> dict:
