@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import math
 import os
 import time
 from pathlib import Path
@@ -26,6 +25,7 @@ from ml_collections import config_dict
 
 from jebm import checkpoint, config_validation, evaluation, fileio, losses, optim, reporting, sharding
 from jebm.evaluation import diagnostics
+from jebm.guard import DivergenceError, check_divergence
 from jebm.data import pipeline
 from jebm.energies import heads
 from jebm.energies import options as energy_options
@@ -59,14 +59,6 @@ class TrainState(struct.PyTreeNode):
     def eval_params(self):
         """The parameters evaluation samples and scores with: θ̄ when kept, else θ."""
         return self.params if self.ema_params is None else self.ema_params
-
-
-class DivergenceError(RuntimeError):
-    """Training produced non-finite or out-of-bound values; ``step`` is the step that did."""
-
-    def __init__(self, message: str, step: int | None = None):
-        super().__init__(message)
-        self.step = step
 
 
 @dataclasses.dataclass(frozen=True)
@@ -187,29 +179,6 @@ def make_train_step(config, parts: Parts, chain_sharding=None):
         return new_state, metrics
 
     return train_step
-
-
-def check_divergence(metrics: dict, step: int, guard) -> str | None:
-    """What blew up at ``step`` (host-side metrics), or None if the step is healthy."""
-    problems = [
-        f"{name} is {float(metrics[name])}"
-        for name in ("loss", "energy_pos", "energy_neg", "grad_norm", "param_grad_norm")
-        if not math.isfinite(float(metrics[name]))
-    ]
-    if not bool(metrics["chains_finite"]):
-        problems.append("the sampler's chains contain NaN/Inf")
-    max_energy, grad_norm = float(metrics["max_abs_energy"]), float(metrics["grad_norm"])
-    if math.isfinite(max_energy) and max_energy > guard.max_abs_energy:
-        problems.append(f"|energy| reached {max_energy:.3g} > guard.max_abs_energy={guard.max_abs_energy:g}")
-    if math.isfinite(grad_norm) and grad_norm > guard.max_grad_norm:
-        problems.append(f"‖∇ₓE‖ at the negatives reached {grad_norm:.3g} > guard.max_grad_norm={guard.max_grad_norm:g}")
-    if not problems:
-        return None
-    return (
-        f"training diverged at step {step}: " + "; ".join(problems) + ". "
-        "Usual fixes: a smaller sampler.step_size (η), a smaller optimizer.learning_rate, "
-        "or an energy penalty loss.l2_energy > 0 (e.g. 0.1); or set guard.on_divergence=rollback."
-    )
 
 
 def train(config, workdir: str | os.PathLike, *, energy=None, data=None) -> tuple[TrainState, Parts, dict]:
