@@ -181,6 +181,22 @@ def make_train_step(config, parts: Parts, chain_sharding=None):
     return train_step
 
 
+@dataclasses.dataclass(frozen=True)
+class Every:
+    """A periodic hook of the training loop: ``fn(step, state, metrics)`` after every ``every``-th step.
+
+    ``every = 0`` never runs it; ``at_end`` also runs it after the last step.
+    The loop runs its hooks in list order after each healthy step.
+    """
+
+    every: int
+    fn: Callable
+    at_end: bool = False
+
+    def due(self, step: int, total: int) -> bool:
+        return bool(self.every and step % self.every == 0) or (self.at_end and step == total)
+
+
 def train(config, workdir: str | os.PathLike, *, energy=None, data=None) -> tuple[TrainState, Parts, dict]:
     """The training loop; returns the final state, the parts and run info (``energy``, ``data``: see ``build_parts``).
 
@@ -211,8 +227,31 @@ def train(config, workdir: str | os.PathLike, *, energy=None, data=None) -> tupl
     rollbacks = 0
     t0 = time.time()
     first_step_s = None
-    last_saved = restored_step if restored is not None else None
+    last_saved = [restored_step if restored is not None else None]
     bar = reporting.progress(total, start, tc.progress, tc.get("progress_every_s", 30.0))
+
+    def write_metrics(step, state, metrics):
+        record = {k: float(v) for k, v in metrics.items() if k not in ("chains_finite",)}
+        record.update(step=step, wall_time=time.time() - t0)
+        log.write(record)
+
+    def show_progress(step, state, metrics):
+        bar.update(1)
+        bar.set_postfix(E_pos=f"{float(metrics['energy_pos']):.3g}", E_neg=f"{float(metrics['energy_neg']):.3g}",
+                        grad=f"{float(metrics['grad_norm']):.3g}", refresh=False)
+
+    def save(step, state, metrics):
+        checkpoint.save(ckpt_dir, step, state, tc.keep_checkpoints)
+        last_saved[0] = step
+
+    def snapshot(step, state, metrics):
+        # Host copies of the replicated parameters: process 0 samples alone, on its own device.
+        params = sharding.host_local(state.eval_params)
+        log.snapshot(*evaluation.write_training_snapshot(config, parts, params, workdir, step), step)
+
+    hooks = [Every(tc.log_every, write_metrics, at_end=True), Every(1 if bar is not None else 0, show_progress),
+             Every(tc.checkpoint_every, save, at_end=True),
+             Every(tc.sample_every if jax.process_index() == 0 else 0, snapshot)]
     steps_run = 0  # steps executed by this call (rolled-back ones included): total - start on a clean run
     try:
         step = start
@@ -225,8 +264,8 @@ def train(config, workdir: str | os.PathLike, *, energy=None, data=None) -> tupl
                 first_step_s = time.time() - ts  # includes compilation
             problem = check_divergence(metrics, step + 1, config.guard)
             if problem:
-                if config.guard.on_divergence != "rollback" or rollbacks >= config.guard.max_rollbacks or last_saved is None:
-                    kept = f" The last good checkpoint (step {last_saved}) is intact in {ckpt_dir}." if last_saved is not None else ""
+                if config.guard.on_divergence != "rollback" or rollbacks >= config.guard.max_rollbacks or last_saved[0] is None:
+                    kept = f" The last good checkpoint (step {last_saved[0]}) is intact in {ckpt_dir}." if last_saved[0] is not None else ""
                     raise DivergenceError(problem + kept, step=step + 1)
                 rollbacks += 1
                 state = _rollback(ckpt_dir, create_train_state(config, parts), config.guard.lr_factor, rollbacks,
@@ -239,21 +278,9 @@ def train(config, workdir: str | os.PathLike, *, energy=None, data=None) -> tupl
                 continue
             state = new_state
             step += 1
-            if step % tc.log_every == 0 or step == total:
-                record = {k: float(v) for k, v in metrics.items() if k not in ("chains_finite",)}
-                record.update(step=step, wall_time=time.time() - t0)
-                log.write(record)
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(E_pos=f"{float(metrics['energy_pos']):.3g}", E_neg=f"{float(metrics['energy_neg']):.3g}",
-                                grad=f"{float(metrics['grad_norm']):.3g}", refresh=False)
-            if step % tc.checkpoint_every == 0 or step == total:
-                checkpoint.save(ckpt_dir, step, state, tc.keep_checkpoints)
-                last_saved = step
-            if tc.sample_every and step % tc.sample_every == 0 and jax.process_index() == 0:
-                # Host copies of the replicated parameters: process 0 samples alone, on its own device.
-                params = sharding.host_local(state.eval_params)
-                log.snapshot(*evaluation.write_training_snapshot(config, parts, params, workdir, step), step)
+            for hook in hooks:
+                if hook.due(step, total):
+                    hook.fn(step, state, metrics)
     finally:
         if bar is not None:
             bar.close()
