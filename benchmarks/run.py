@@ -40,6 +40,7 @@ from benchmarks import flops as flops_lib
 from benchmarks import jax_cases as jc
 from benchmarks import torch_impl
 from benchmarks.timing import load_average, machine_info, max_rss_mb, time_interleaved
+from jebm.energies import resolve_conv_impl
 
 IMPLS = ("jebm", "torch_eager", "torch_channels_last", "blackjax", "bare_grad")
 RECORD_FIELDS = ("case", "impl", "ms_median", "ms_min", "ms_max")
@@ -116,16 +117,6 @@ PRESETS = {
 # On an accelerator a step takes microseconds: more steps per call keep the
 # host's dispatch out of the per-step time.
 ACCELERATOR_STEP_FACTOR = 10
-
-
-def default_conv_impl(backend: str) -> str:
-    """The CNN convolution jebm's rows use: ``conv_as_matmul`` on CPU, XLA's elsewhere.
-
-    On CPU the matmul form is the measured winner (README's levers table);
-    on GPU XLA hands convolutions to cuDNN, and the levers table of a GPU run
-    compares both.
-    """
-    return "im2col" if backend == "cpu" else "xla"
 
 
 def default_chunk_size(backend: str) -> Optional[int]:
@@ -432,7 +423,7 @@ def run_benchmark(preset: Preset, impls=IMPLS, conv_impl: Optional[str] = None,
       preset: what to measure.
       impls: the implementations to include (a subset of ``IMPLS``).
       conv_impl: the custom CNN's ``conv_impl`` for jebm, BlackJAX and the
-        bare gradient (None: ``default_conv_impl`` of the backend).
+        bare gradient (None: ``jebm.energies.resolve_conv_impl``'s choice for the backend).
       log: where progress lines go.
       chunk_size: chains per energy-and-gradient pass of jebm and the bare
         gradient (-1: ``default_chunk_size`` of the backend; None or 0: all).
@@ -441,7 +432,7 @@ def run_benchmark(preset: Preset, impls=IMPLS, conv_impl: Optional[str] = None,
     if unknown:
         raise ValueError(f"unknown impls {sorted(unknown)}; valid: {list(IMPLS)}")
     backend = jax.default_backend()
-    conv_impl = conv_impl or default_conv_impl(backend)
+    conv_impl = resolve_conv_impl(conv_impl or "", backend)
     chunk_size = default_chunk_size(backend) if chunk_size == -1 else (chunk_size or None)
     bench = Bench(preset, impls, conv_impl, log, chunk_size)
     results = {

@@ -40,7 +40,8 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from jebm import checkpoint, config_lib, evaluation, train
+import jebm
+from jebm import evaluation
 from jebm.evaluation import plots
 from jebm.data import pipeline
 
@@ -55,19 +56,14 @@ GRID_IMAGES = 64  # per panel, 8 x 8 as the training grids
 
 
 def load_model(workdir: Path, config_spec: str | None):
-    """``(config, parts, params, step)`` of the workdir's newest checkpoint."""
-    if config_spec:
-        config = _common.load_config(config_spec)
-    else:
-        config = config_lib.config_from_json(workdir / "config.json")
-    if not pipeline.is_image_data(config.dataset.name):
-        raise SystemExit(f"{workdir} was trained on dataset.name={config.dataset.name!r}, not image data")
-    parts = train.build_parts(config)
-    target = train.create_train_state(config, parts)
-    state, step = checkpoint.restore_latest(checkpoint.checkpoint_dir(workdir), target)
-    if state is None:
-        raise SystemExit(f"no checkpoint in {checkpoint.checkpoint_dir(workdir)}; train the model first")
-    return config, parts, state.eval_params, step
+    """``(config, parts, params, step)`` of the workdir's newest checkpoint (``jebm.restore``)."""
+    try:
+        restored = jebm.restore(workdir, config=_common.load_config(config_spec) if config_spec else None)
+    except FileNotFoundError as err:
+        raise SystemExit(f"{err}; train the model first") from None
+    if not pipeline.is_image_data(restored.config.dataset.name):
+        raise SystemExit(f"{workdir} was trained on dataset.name={restored.config.dataset.name!r}, not image data")
+    return restored.config, restored.parts, restored.params, restored.step
 
 
 def long_chains(config, parts, params, lengths, num_samples: int, seed: int):

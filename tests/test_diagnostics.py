@@ -233,3 +233,26 @@ def test_drift_noise_ratio_under_jit():
     out = ratio(grad, 0.01)
     assert isinstance(out, jax.Array) and out.shape == (2,)
     np.testing.assert_allclose(np.asarray(out), 0.5, rtol=1e-5)
+
+
+def test_sampler_drift_noise_ratio_takes_friction_only_for_sghmc():
+    from ml_collections import config_dict
+
+    sampler = config_dict.ConfigDict({"name": "sghmc", "step_size": 0.01, "temperature": 0.5, "friction": 4.0})
+    assert diagnostics.sampler_drift_noise_ratio(sampler, (10, 10))(50.0) == pytest.approx(0.25)
+    sampler.name = "sgld"
+    assert diagnostics.sampler_drift_noise_ratio(sampler, (10, 10))(50.0) == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize("ratios, regime", [((0.001, 0.002, 0.003, 5.0), "random_walk"),
+                                            ((0.5, 2.0, 0.001, 20.0), "balanced"),
+                                            ((20.0, 30.0, 11.0, 1.0), "gradient_descent")])
+def test_drift_noise_summary_names_the_regime_of_most_logged_steps(ratios, regime, caplog):
+    records = [{"drift_noise_ratio": r} for r in ratios] + [{"loss": 1.0}, {"drift_noise_ratio": float("nan")}]
+    with caplog.at_level("WARNING"):
+        summary = diagnostics.drift_noise_summary(records, num_steps=40)
+    assert summary["regime"] == regime and summary["num_steps"] == 40
+    assert summary["min"] == min(ratios) and summary["max"] == max(ratios)  # the NaN is left out
+    assert summary["fraction_below"] == np.mean(np.asarray(ratios) < diagnostics.RANDOM_WALK_BELOW)
+    assert bool(caplog.records) == (regime != "balanced")  # a failure regime warns
+    assert diagnostics.drift_noise_summary([{"loss": 1.0}], num_steps=40) == {}

@@ -139,10 +139,10 @@ def test_make_energy_passes_conv_impl_and_micro_batch():
 
 def test_config_picks_the_convolution_by_backend_unless_named():
     """energy.conv_impl="" is im2col on the CPU (the faster one there), XLA's conv elsewhere."""
-    from jebm import train
+    from jebm.energies import resolve_conv_impl
 
-    assert train.resolve_conv_impl("", backend="cpu") == "im2col"
-    assert train.resolve_conv_impl("", backend="gpu") == "xla"
-    assert train.resolve_conv_impl("", backend="tpu") == "xla"
-    assert train.resolve_conv_impl("xla", backend="cpu") == "xla"
-    assert train.resolve_conv_impl("im2col", backend="gpu") == "im2col"
+    assert resolve_conv_impl("", backend="cpu") == "im2col"
+    assert resolve_conv_impl("", backend="gpu") == "xla"
+    assert resolve_conv_impl("", backend="tpu") == "xla"
+    assert resolve_conv_impl("xla", backend="cpu") == "xla"
+    assert resolve_conv_impl("im2col", backend="gpu") == "im2col"

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from tensorboardX.proto import event_pb2
 
-from jebm import train
+from jebm import reporting, train
 from tests.conftest import load_config
 
 
@@ -67,10 +67,10 @@ def test_tensorboard_holds_training_scalars_evaluation_scores_images_and_hparams
 
 def test_progress_is_a_log_line_when_stderr_is_not_a_terminal(monkeypatch, caplog):
     monkeypatch.setattr("sys.stderr.isatty", lambda: False)
-    assert isinstance(train._progress(100, 0, True, 30.0), train.LogProgress)
-    assert train._progress(100, 0, False) is None
+    assert isinstance(reporting.progress(100, 0, True, 30.0), reporting.LogProgress)
+    assert reporting.progress(100, 0, False) is None
     now = [0.0]
-    bar = train.LogProgress(total=100, start=20, every_s=30.0, clock=lambda: now[0])
+    bar = reporting.LogProgress(total=100, start=20, every_s=30.0, clock=lambda: now[0])
     with caplog.at_level(logging.INFO):
         now[0] = 10.0
         bar.update(10)  # 10 s < 30 s: no line yet

@@ -102,6 +102,24 @@ def test_warmup_ramps_then_follows_the_schedule():
     assert [float(const(s)) for s in (0, 2, 4, 40)] == pytest.approx([0.0, 0.5, 1.0, 1.0])
 
 
+def test_learning_rate_is_found_in_the_optimizer_state_by_name_and_scaled():
+    from ml_collections import config_dict
+
+    o = config_dict.ConfigDict(dict(name="adam", learning_rate=0.1, weight_decay=0.0, schedule="cosine",
+                                    final_lr_fraction=0.1, warmup_steps=0))
+    tx, multiplier = optim.training_optimizer(o, total_steps=10)
+    params = {"w": jnp.ones(3)}
+    state = tx.init(params)
+    assert float(optim.learning_rate(state, multiplier)) == pytest.approx(0.1)
+    for _ in range(5):
+        _, state = tx.update(params, state, params)
+    at_5 = 0.1 * (0.1 + 0.45 * (1 + np.cos(np.pi * 5 / 10)))  # cosine from 1 to 0.1 over 10 steps
+    assert float(optim.learning_rate(state, multiplier)) == pytest.approx(at_5, rel=1e-6)
+    halved = optim.scale_learning_rate(state, 0.5)
+    assert jax.tree.structure(halved) == jax.tree.structure(state)
+    assert float(optim.learning_rate(halved, multiplier)) == pytest.approx(at_5 / 2, rel=1e-6)
+
+
 def test_ema_tracks_the_parameters_and_evaluation_uses_it():
     config = load_config("gmm_sgld", "smoke")
     config.training.ema_decay = 0.5

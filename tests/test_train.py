@@ -15,7 +15,7 @@ from flax import serialization
 
 import jebm
 from conftest import ROOT, load_config
-from jebm import checkpoint, samplers, train
+from jebm import api, checkpoint, samplers, train
 from jebm.evaluation import protocol
 
 CONTRACT = [
@@ -265,7 +265,7 @@ def test_mode_eval_reproduces_the_runs_own_evaluation(smoke_run, tmp_path):
     copy = tmp_path / "run"
     shutil.copytree(workdir, copy)
     (copy / "samples.npy").unlink()
-    again = train.evaluate_workdir(copy)
+    again = api.evaluate_workdir(copy)
     # It samples with the moving average θ̄, as the run's own evaluation did (test_every_evaluation_...).
     np.testing.assert_array_equal(np.load(copy / "samples.npy"), np.load(workdir / "samples.npy"))
     assert again["checkpoint_step"] == 6
@@ -273,7 +273,7 @@ def test_mode_eval_reproduces_the_runs_own_evaluation(smoke_run, tmp_path):
         assert again[key] == summary[key], key
     assert json.loads((copy / "eval_6.json").read_text())["kl"] == summary["kl"]
     with pytest.raises(FileNotFoundError, match="no config.json"):
-        train.evaluate_workdir(tmp_path / "empty")
+        api.evaluate_workdir(tmp_path / "empty")
 
 
 # ---------------------------------------------------------------- wiring, against computations by hand

@@ -1,4 +1,4 @@
-"""Reload a finished (or stopped) run and draw new samples from it.
+"""Reload a finished (or stopped) run, draw new samples from it, or evaluate it again.
 
 >>> restored = jebm.restore("/tmp/jebm_gmm_sghmc")          # the newest checkpoint
 >>> x = jebm.sample(restored, jax.random.key(0), 1000)     # (1000, 2) NumPy array
@@ -8,13 +8,16 @@ fields added since the run take their defaults) and its newest checkpoint (or
 ``step``). ``sample`` runs fresh chains exactly as the run's evaluation does:
 chains drawn from the config's ``chain_init`` noise, the config's sampler,
 ``eval.sampler_steps`` steps (``sampler.num_steps`` where unset) unless told otherwise, the evaluation parameters
-(the EMA where the run kept one).
+(the EMA where the run kept one). ``evaluate_workdir`` re-runs a run's whole
+evaluation (``--mode=eval``). ``restore`` is the one place a workdir is read
+back: ``--mode=eval``, ``--mode=sample`` and the experiments all go through it.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
+import time
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -22,7 +25,7 @@ import jax
 import numpy as np
 from ml_collections import config_dict
 
-from jebm import checkpoint, config_lib, config_validation
+from jebm import checkpoint, config_lib, config_validation, fileio
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,12 +50,15 @@ class Restored:
     parts: Any = dataclasses.field(repr=False)
 
 
-def restore(workdir: str | os.PathLike, *, step: int | None = None, energy=None, data=None) -> Restored:
+def restore(workdir: str | os.PathLike, *, step: int | None = None, config: config_dict.ConfigDict | None = None,
+            energy=None, data=None) -> Restored:
     """The run in ``workdir`` at its newest checkpoint, or at ``step``.
 
     A run trained on a user's own ``energy`` module or ``data`` array
     (``train_and_evaluate(config, workdir, energy=..., data=...)``) is restored
     with the same ones: the workdir holds their parameters, not their code.
+    ``config`` (the one the run was trained with) takes the place of the
+    workdir's ``config.json``.
 
     Raises:
       FileNotFoundError: ``workdir`` has no ``config.json`` (not a jebm run), no
@@ -61,10 +67,13 @@ def restore(workdir: str | os.PathLike, *, step: int | None = None, energy=None,
     from jebm import train  # train imports the whole evaluation stack: only when asked
 
     workdir = Path(workdir)
-    if not (workdir / "config.json").is_file():
-        raise FileNotFoundError(f"workdir={str(workdir)!r} has no config.json: is it a jebm run?")
-    config = config_lib.config_from_json(workdir / "config.json")
+    if config is None:
+        if not (workdir / "config.json").is_file():
+            raise FileNotFoundError(f"workdir={str(workdir)!r} has no config.json: is it a jebm run?")
+        config = config_lib.config_from_json(workdir / "config.json")
     config_validation.validate(config)
+    # sharding.num_cpu_devices is left alone: a restored run is used on one device, and the
+    # checkpoint of a sharded run is read whole.
     parts = train.build_parts(config, energy=energy, data=data)
     template = train.create_train_state(config, parts)
     directory = checkpoint.checkpoint_dir(workdir)
@@ -134,3 +143,33 @@ def sample(
         progress = bool(config.training.progress)
     return protocol.fresh_samples(config, restored.parts, restored.params, rng_key, int(num_samples), steps,
                                   progress=bool(progress))
+
+
+def evaluate_workdir(workdir: str | os.PathLike, config: config_dict.ConfigDict | None = None, *,
+                     energy=None, data=None) -> dict:
+    """Re-runs the whole evaluation of a finished (or stopped) run's newest checkpoint with today's code.
+
+    The run is read back by :func:`restore` (``config``, ``energy`` and ``data``
+    as there). Writes the evaluation files into ``workdir`` as a run's end does,
+    and the summary to ``eval_<step>.json`` (``summary.json`` is left as the run
+    wrote it).
+
+    Raises:
+      FileNotFoundError: when the workdir has no config.json or no checkpoint.
+    """
+    from jebm import evaluation, reporting
+    from jebm.evaluation import diagnostics
+
+    restored = restore(workdir, config=config, energy=energy, data=data)
+    config, parts, workdir, step = restored.config, restored.parts, restored.workdir, restored.step
+    t0 = time.time()
+    records = reporting.read_metrics(workdir / "metrics.jsonl", step)
+    drift_noise = diagnostics.sampler_drift_noise_ratio(config.sampler, parts.data.example_shape)
+    for r in records:  # runs logged before the ratio existed: derive it from their gradient norms
+        if "drift_noise_ratio" not in r and "grad_norm_run_mean" in r:
+            r["drift_noise_ratio"] = float(drift_noise(r["grad_norm_run_mean"]))
+    summary = evaluation.evaluate_and_write(config, parts, restored.params, workdir, records)
+    summary.update(checkpoint_step=step, eval_time_s=time.time() - t0, data=parts.data.description,
+                   drift_noise=diagnostics.drift_noise_summary(records, config.sampler.num_steps))
+    fileio.write_json(workdir / f"eval_{step}.json", summary)
+    return summary

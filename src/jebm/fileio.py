@@ -84,3 +84,20 @@ def read_jsonl(path: str | os.PathLike) -> list[dict]:
         except json.JSONDecodeError:
             continue  # a line torn by a kill, or a blank one
     return records
+
+
+def writable_workdir(workdir: str, probe_name: str = ".write_test") -> Path:
+    """``workdir``, created if missing, after writing and removing the file ``probe_name`` in it.
+
+    Raises:
+      OSError: naming ``--workdir`` and why it is not writable.
+    """
+    path = Path(workdir)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / probe_name
+        probe.write_text("")
+        probe.unlink()
+    except OSError as err:
+        raise OSError(f"--workdir={workdir} is not writable: {err.strerror or err}") from err
+    return path

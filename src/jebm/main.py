@@ -60,7 +60,9 @@ def main(argv):
         _sample(flags.FLAGS)
         return
     if flags.FLAGS.mode == "eval":
-        summary = train.evaluate_workdir(flags.FLAGS.workdir, flags.FLAGS.config)
+        from jebm import api
+
+        summary = api.evaluate_workdir(flags.FLAGS.workdir, flags.FLAGS.config)
         logging.info("Evaluated: %s", {k: v for k, v in summary.items() if isinstance(v, (int, float, str))})
         return
     config = flags.FLAGS.config

@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jebm import evaluation, train
+from jebm import evaluation, reporting, train
 
 
 def _with_seed(config, seed: int):
@@ -45,7 +45,7 @@ def train_seeds(config, seeds, *, progress: bool = False):
     batches = jax.jit(lambda step: jnp.stack([p.data.batch(step) for p in parts_list]))
     total = parts.total_steps
     t0 = time.time()
-    bar = train._progress(total, 0, progress)
+    bar = reporting.progress(total, 0, progress)
     diverged = np.zeros(len(seeds), bool)
     metrics = None
     for step in range(total):

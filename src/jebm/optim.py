@@ -1,9 +1,17 @@
-"""Optimizers by name, built from optax."""
+"""Optimizers by name, built from optax, and the training run's learning rate.
+
+The run's optimizer (:func:`training_optimizer`) keeps its base learning rate
+in an ``optax.inject_hyperparams`` state, so that a rollback can lower it, and
+multiplies the update by the schedule after it. :func:`learning_rate` and
+:func:`scale_learning_rate` find the rate in that state by name, with optax's
+tree utilities, whatever the chain's order.
+"""
 
 from __future__ import annotations
 
 import jax.numpy as jnp
 import optax
+import optax.tree_utils as otu
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("constant", "cosine")
@@ -53,3 +61,32 @@ def lr_multiplier(schedule: str, total_steps: int, final_fraction: float = 0.0, 
     if not warmup_steps:
         return after
     return optax.join_schedules([optax.linear_schedule(0.0, 1.0, warmup_steps), after], [warmup_steps])
+
+
+def training_optimizer(optimizer, total_steps: int):
+    """The run's ``(tx, multiplier)`` from a config's ``optimizer`` block.
+
+    ``tx`` is ``optimizer.name`` with its base rate held in an
+    ``inject_hyperparams`` state, followed by ``scale_by_schedule(multiplier)``;
+    ``multiplier`` is :func:`lr_multiplier` over ``total_steps``.
+    """
+    o = optimizer
+    multiplier = lr_multiplier(o.schedule, total_steps, o.final_lr_fraction, o.warmup_steps)
+    tx = optax.chain(
+        optax.inject_hyperparams(lambda learning_rate: make_optimizer(o.name, learning_rate, o.weight_decay))(
+            learning_rate=o.learning_rate
+        ),
+        optax.scale_by_schedule(multiplier),
+    )
+    return tx, multiplier
+
+
+def learning_rate(opt_state, multiplier):
+    """The learning rate of the next update: the injected base rate times ``multiplier`` at the schedule's count."""
+    count = otu.tree_get(opt_state, "ScaleByScheduleState").count
+    return otu.tree_get(opt_state, "learning_rate") * multiplier(count)
+
+
+def scale_learning_rate(opt_state, factor: float):
+    """``opt_state`` with its injected base learning rate times ``factor``."""
+    return otu.tree_set(opt_state, learning_rate=otu.tree_get(opt_state, "learning_rate") * factor)

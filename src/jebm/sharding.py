@@ -117,3 +117,28 @@ def check_divisible(mesh: Mesh, **sizes: int) -> None:
     for field, size in sizes.items():
         if size % n:
             raise ValueError(f"{field}={size} must be divisible by the {n} devices of the 'data' axis when sharding.enabled")
+
+
+def train_state_shardings(config, num_chains: int, state):
+    """A ``TrainState``'s shardings over all devices of all processes, or ``None`` unless ``sharding.enabled``.
+
+    Raises:
+      ValueError: a sharded size (batch, chains, bank) does not divide by the device count, or
+        several processes run without ``sharding.enabled``.
+    """
+    if not config.sharding.enabled:
+        if jax.process_count() > 1:
+            raise ValueError(f"{jax.process_count()} processes train one model only with sharding.enabled=True "
+                             "(the CLI sets it when distributed); it is False")
+        return None
+    mesh = make_mesh()
+    sizes = {"training.batch_size": config.training.batch_size, "sampler.num_chains": num_chains}
+    if state.bank is not None:
+        sizes["chain_init.bank_size"] = config.chain_init.bank_size
+    check_divisible(mesh, **sizes)
+    return state_shardings(state, mesh)
+
+
+def place(tree, shardings):
+    """``tree`` put on devices as ``shardings`` says; unchanged when ``shardings`` is ``None`` (no sharding)."""
+    return tree if shardings is None else jax.device_put(tree, shardings)

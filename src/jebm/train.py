@@ -10,29 +10,25 @@ and writes the workdir contract described in the README.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 import logging
-import math
 import os
-import sys
 import time
 from pathlib import Path
 from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 from flax import struct
 from ml_collections import config_dict
 
-from jebm import checkpoint, config_validation, evaluation, fileio, losses, optim, sharding
+from jebm import checkpoint, config_validation, evaluation, fileio, losses, optim, reporting, sharding
 from jebm.evaluation import convergence, diagnostics
+from jebm.guard import DivergenceError, check_divergence
 from jebm.data import pipeline
-from jebm.energies import heads, make_energy
-from jebm.energies.factory import CNN_NETWORKS
-from jebm.energies import with_head as make_energy_with_head
+from jebm.energies import heads
+from jebm.energies import options as energy_options
 from jebm.samplers import factory as sampler_factory
 from jebm.samplers import init as chain_init
 
@@ -64,53 +60,6 @@ class TrainState(struct.PyTreeNode):
         return self.params if self.ema_params is None else self.ema_params
 
 
-# The two failure regimes of a Langevin sampler, by the per-step ratio of its drift
-# η‖∇ₓE‖ to its noise √(2ηT·d) (diagnostics.drift_noise_ratio); see drift_noise_summary.
-RANDOM_WALK_BELOW = 0.01
-DESCENT_ABOVE = 10.0
-
-
-def drift_noise_summary(records, num_steps: int) -> dict:
-    """The training run's drift/noise ratio and the regime it sat in, warning once if it is a failure regime.
-
-    Below ``RANDOM_WALK_BELOW`` the gradient moves a chain less in its whole run of L
-    steps than the noise does in a few steps (L·r < √L·1 needs r < 1/√L, and
-    0.01 ≤ 1/√L for every L ≤ 10,000): the sampler is a random walk that ignores
-    the energy. Above ``DESCENT_ABOVE`` the noise is a tenth of the drift: the
-    sampler is gradient descent and draws the energy's minima, not its Gibbs law.
-    "Most of training" means more than half of the logged steps.
-    """
-    ratios = np.asarray([r["drift_noise_ratio"] for r in records if "drift_noise_ratio" in r], float)
-    ratios = ratios[np.isfinite(ratios)]
-    if ratios.size == 0:
-        return {}
-    low, high = float(np.mean(ratios < RANDOM_WALK_BELOW)), float(np.mean(ratios > DESCENT_ABOVE))
-    regime = "random_walk" if low > 0.5 else "gradient_descent" if high > 0.5 else "balanced"
-    if regime == "random_walk":
-        logging.warning(
-            "The sampler's drift/noise ratio η‖∇ₓE‖/√(2ηT·d) was below %g for %.0f%% of the logged steps "
-            "(median %.3g): the chains are a random walk that ignores the energy. Raise sampler.step_size (η) "
-            "or sampler.num_steps (L), or lower sampler.temperature (T).", RANDOM_WALK_BELOW, 100 * low,
-            float(np.median(ratios)))
-    elif regime == "gradient_descent":
-        logging.warning(
-            "The sampler's drift/noise ratio η‖∇ₓE‖/√(2ηT·d) was above %g for %.0f%% of the logged steps "
-            "(median %.3g): the noise is negligible and the sampler is gradient descent. Lower sampler.step_size "
-            "(η) or raise sampler.temperature (T).", DESCENT_ABOVE, 100 * high, float(np.median(ratios)))
-    return {"mean": float(ratios.mean()), "median": float(np.median(ratios)), "min": float(ratios.min()),
-            "max": float(ratios.max()), "fraction_below": low, "fraction_above": high,
-            "random_walk_below": RANDOM_WALK_BELOW, "descent_above": DESCENT_ABOVE, "regime": regime,
-            "num_steps": num_steps}
-
-
-class DivergenceError(RuntimeError):
-    """Training produced non-finite or out-of-bound values; ``step`` is the step that did."""
-
-    def __init__(self, message: str, step: int | None = None):
-        super().__init__(message)
-        self.step = step
-
-
 @dataclasses.dataclass(frozen=True)
 class Parts:
     """The pieces a config selects, built once."""
@@ -125,18 +74,6 @@ class Parts:
     total_steps: int  # epochs × steps per epoch, capped by training.max_steps
 
 
-def resolve_conv_impl(conv_impl: str, backend: str | None = None) -> str:
-    """``energy.conv_impl`` as the CNN gets it: ``""`` picks by backend.
-
-    On the CPU the im2col convolution makes a sampler step of the same
-    function 2.2-2.7x faster than XLA's (benchmarks/README.md); on GPUs and TPUs XLA's
-    convolution (cuDNN, the TPU's MXU) is the one to use.
-    """
-    if conv_impl:
-        return conv_impl
-    return "im2col" if (backend or jax.default_backend()) == "cpu" else "xla"
-
-
 def build_parts(config: config_dict.ConfigDict, *, energy=None, data=None) -> Parts:
     """Builds model, optimizer, data and chain initialiser from the config.
 
@@ -145,53 +82,18 @@ def build_parts(config: config_dict.ConfigDict, *, energy=None, data=None) -> Pa
     ``energy.head="none"``); ``data`` (an array ``(n, *example_shape)``) takes
     the place of ``dataset.name``'s data (see ``pipeline.array_data``).
     """
-    e = config.energy
-    head_options = dict(head=e.head, head_offset=e.head_offset, beta_learnable=bool(e.get("beta_learnable", True)))
-    if e.get("beta_init") is not None:
-        head_options["beta_init"] = float(e.beta_init)
-    if energy is not None:
-        model = make_energy_with_head(energy, **head_options)
-    else:
-        model = make_energy(e.name, **head_options, **backbone_options(e))
+    model = energy_options.from_config(config.energy, energy)
     o = config.optimizer
     optim.make_optimizer(o.name, o.learning_rate, o.weight_decay)  # validates the name early
     data = pipeline.make_train_data(config.dataset, config.training.batch_size, config.seed, data)
     total_steps = data.steps_per_epoch * config.training.num_epochs
     if config.training.max_steps:
         total_steps = min(total_steps, config.training.max_steps)
-    multiplier = optim.lr_multiplier(o.schedule, total_steps, o.final_lr_fraction, o.warmup_steps)
-    # The base learning rate lives in the optimizer state (so a rollback can lower it);
-    # the schedule multiplies the update after it.
-    tx = optax.chain(
-        optax.inject_hyperparams(lambda learning_rate: optim.make_optimizer(o.name, learning_rate, o.weight_decay))(
-            learning_rate=o.learning_rate
-        ),
-        optax.scale_by_schedule(multiplier),
-    )
+    tx, multiplier = optim.training_optimizer(o, total_steps)
     noise_fn = sampler_factory.make_noise_init(config.chain_init, data.example_shape)
     loss_fn = losses.make_loss(config.loss.name, config.loss.l2_energy)
     num_chains = config.sampler.num_chains or config.training.batch_size
     return Parts(model, tx, data, noise_fn, loss_fn, num_chains, multiplier, total_steps)
-
-
-def backbone_options(e) -> dict:
-    """The ``energy.*`` fields a built-in (or registered) network takes, as keyword arguments."""
-    options = {}
-    if e.activation:
-        options["activation"] = e.activation
-    if e.hidden is not None:
-        options["hidden"] = tuple(e.hidden)
-    if e.out_init_std is not None:
-        options["out_init_std"] = e.out_init_std
-    if e.param_init:
-        options["param_init"] = e.param_init
-    if e.name in CNN_NETWORKS:
-        options["conv_impl"] = resolve_conv_impl(e.conv_impl)
-    if e.get("channels", 0):
-        options["channels"] = int(e.channels)
-    if e.get("spectral_norm", 0):
-        options["spectral_norm"] = int(e.spectral_norm)
-    return options
 
 
 def create_train_state(config, parts: Parts) -> TrainState:
@@ -199,7 +101,7 @@ def create_train_state(config, parts: Parts) -> TrainState:
     rng = jax.random.PRNGKey(config.seed)
     init_key, bank_key = jax.random.split(jax.random.fold_in(rng, 0x1717))
     params = jax.jit(parts.model.init)(init_key, jnp.zeros((1, *parts.data.example_shape), jnp.float32))
-    _check_energy_shape(parts.model, params, parts.data.example_shape)
+    energy_options.check_energy_shape(parts.model, params, parts.data.example_shape)
     bank = None
     if config.chain_init.persistent:
         bank = chain_init.bank_init(bank_key, parts.noise_fn, config.chain_init.bank_size)
@@ -215,14 +117,6 @@ def create_train_state(config, parts: Parts) -> TrainState:
     )
 
 
-def _check_energy_shape(model, params, example_shape) -> None:
-    """An energy must give one value per example: ``(2, *example_shape) -> (2,)``."""
-    out = jax.eval_shape(lambda p, x: model.apply(p, x), params, jax.ShapeDtypeStruct((2, *example_shape), jnp.float32))
-    if getattr(out, "shape", None) != (2,):
-        raise ValueError(f"the energy maps inputs of shape (2, *{tuple(example_shape)}) to "
-                         f"{getattr(out, 'shape', type(out).__name__)}; it must return one energy per example, shape (2,)")
-
-
 def make_train_step(config, parts: Parts, chain_sharding=None):
     """Returns the pure ``train_step(state, batch) -> (state, metrics)`` (not jitted).
 
@@ -233,9 +127,7 @@ def make_train_step(config, parts: Parts, chain_sharding=None):
     reinit = config.chain_init.reinit_fraction
     model, n = parts.model, parts.num_chains
     ema_decay = config.training.ema_decay
-    drift_noise = functools.partial(
-        diagnostics.drift_noise_ratio, step_size=scfg.step_size, temperature=scfg.temperature,
-        dim=math.prod(parts.data.example_shape), friction=scfg.friction if scfg.name == "sghmc" else None)
+    drift_noise = diagnostics.sampler_drift_noise_ratio(scfg, parts.data.example_shape)
 
     def train_step(state: TrainState, batch: jax.Array):
         keys = sampler_factory.chain_keys(jax.random.fold_in(state.rng, state.step))
@@ -270,7 +162,7 @@ def make_train_step(config, parts: Parts, chain_sharding=None):
             "grad_norm_run_mean": jnp.mean(summary.mean.grad_norm),
             "drift_noise_ratio": drift_noise(jnp.mean(summary.mean.grad_norm)),
             "param_grad_norm": param_grad_norm,
-            "learning_rate": learning_rate(state.opt_state, parts),
+            "learning_rate": optim.learning_rate(state.opt_state, parts.lr_multiplier),
             # Guard inputs: the largest magnitudes seen, NaN-propagating.
             "max_abs_energy": jnp.maximum(jnp.max(jnp.abs(e_pos)), jnp.max(jnp.abs(e_neg))),
             "chains_finite": jnp.all(jnp.isfinite(x_neg)),
@@ -286,171 +178,20 @@ def make_train_step(config, parts: Parts, chain_sharding=None):
     return train_step
 
 
-def learning_rate(opt_state, parts: Parts) -> jax.Array:
-    """The learning rate of the next update: the base rate times the schedule's multiplier."""
-    inject, schedule = opt_state
-    return inject.hyperparams["learning_rate"] * parts.lr_multiplier(schedule.count)
+@dataclasses.dataclass(frozen=True)
+class Every:
+    """A periodic hook of the training loop: ``fn(step, state, metrics)`` after every ``every``-th step.
 
-
-def check_divergence(metrics: dict, step: int, guard) -> str | None:
-    """What blew up at ``step`` (host-side metrics), or None if the step is healthy."""
-    problems = [
-        f"{name} is {float(metrics[name])}"
-        for name in ("loss", "energy_pos", "energy_neg", "grad_norm", "param_grad_norm")
-        if not math.isfinite(float(metrics[name]))
-    ]
-    if not bool(metrics["chains_finite"]):
-        problems.append("the sampler's chains contain NaN/Inf")
-    max_energy, grad_norm = float(metrics["max_abs_energy"]), float(metrics["grad_norm"])
-    if math.isfinite(max_energy) and max_energy > guard.max_abs_energy:
-        problems.append(f"|energy| reached {max_energy:.3g} > guard.max_abs_energy={guard.max_abs_energy:g}")
-    if math.isfinite(grad_norm) and grad_norm > guard.max_grad_norm:
-        problems.append(f"‖∇ₓE‖ at the negatives reached {grad_norm:.3g} > guard.max_grad_norm={guard.max_grad_norm:g}")
-    if not problems:
-        return None
-    return (
-        f"training diverged at step {step}: " + "; ".join(problems) + ". "
-        "Usual fixes: a smaller sampler.step_size (η), a smaller optimizer.learning_rate, "
-        "or an energy penalty loss.l2_energy > 0 (e.g. 0.1); or set guard.on_divergence=rollback."
-    )
-
-
-class MetricsLog:
-    """``metrics.jsonl`` plus TensorBoard, truncated to the resumed step on restart.
-
-    TensorBoard (``workdir/tensorboard``) gets every logged scalar under
-    ``train/``, the mid-training snapshots' scores under ``snapshot/`` and their
-    figures as the image ``snapshot``; :func:`write_tensorboard_summary` adds
-    the final evaluation and the config. Only process 0 writes (``jax.process_index()``).
+    ``every = 0`` never runs it; ``at_end`` also runs it after the last step.
+    The loop runs its hooks in list order after each healthy step.
     """
 
-    def __init__(self, workdir: Path, resume_step: int):
-        self.path = workdir / "metrics.jsonl"
-        self.records = self.read(self.path, resume_step)
-        self.writes = jax.process_index() == 0  # the others keep the records in memory only
-        self._rewrite()
-        self.tb = _tensorboard_writer(workdir, purge_step=resume_step + 1)
+    every: int
+    fn: Callable
+    at_end: bool = False
 
-    @staticmethod
-    def read(path: Path, up_to_step: int) -> list[dict]:
-        """The records of ``path`` up to ``up_to_step`` (torn lines from a kill are skipped)."""
-        records = []
-        if path.exists():
-            for line in path.read_text().splitlines():
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError:
-                    continue  # a line torn by a kill
-                if record.get("step", 0) <= up_to_step:
-                    records.append(record)
-        return records
-
-    def _rewrite(self):
-        if not self.writes:
-            return
-        fileio.write_bytes(self.path, "".join(json.dumps(r) + "\n" for r in self.records).encode())
-
-    def write(self, record: dict):
-        self.records.append(record)
-        if self.writes:
-            with self.path.open("a") as f:
-                f.write(json.dumps(record) + "\n")
-        if self.tb is not None:
-            for key, value in record.items():
-                if key != "step" and isinstance(value, (int, float)):
-                    self.tb.add_scalar(f"train/{key}", value, record["step"])
-
-    def snapshot(self, png: Path | None, scalars: dict, step: int, *, prefix: str = "snapshot",
-                 image: str = "snapshot") -> None:
-        """A mid-training check: its scores under ``<prefix>/`` and its figure as the image ``<image>``."""
-        if self.tb is None:
-            return
-        for key, value in scalars.items():
-            self.tb.add_scalar(f"{prefix}/{key}", value, step)
-        if png is not None:
-            _add_png(self.tb, image, png, step)
-
-    def close(self):
-        if self.tb is not None:
-            self.tb.close()
-
-
-def _tensorboard_writer(workdir: Path, **kwargs):
-    """A tensorboardX writer on ``workdir/tensorboard``, or None on processes other than 0."""
-    if jax.process_index() != 0:
-        return None
-    from tensorboardX import SummaryWriter
-
-    return SummaryWriter(str(workdir / "tensorboard"), **kwargs)
-
-
-def _add_png(tb, tag: str, png: Path, step: int) -> None:
-    tb.add_image(tag, evaluation.plots.read_png_rgb(png), step, dataformats="HWC")
-
-
-# The figures a run's evaluation writes, shown in TensorBoard under images/<name>.
-EVALUATION_FIGURES = ("toy_fit", "toy_fit_long", "energy_fit", "samples", "samples_long", "long_run",
-                      "ais_convergence", "training_curves")
-
-
-def _flat_scalars(tree, prefix: str = "") -> dict:
-    """The finite numbers of a nested summary, keyed by their ``/``-joined path (lists are skipped)."""
-    out = {}
-    for key, value in tree.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            out.update(_flat_scalars(value, name + "/"))
-        elif isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
-            out[name] = float(value)
-    return out
-
-
-def write_tensorboard_summary(config, workdir: Path, summary: dict, step: int) -> None:
-    """The final evaluation in TensorBoard: every score under ``eval/``, the figures, and the config as hparams.
-
-    Scores: the summary's numbers (KS, KL, NLL, FID, KID, class entropy, AIS,
-    ...; nested ones as ``eval/quality/fid``). Hparams: every scalar config
-    field, with the headline scores as the hparams metrics.
-    """
-    tb = _tensorboard_writer(workdir)
-    if tb is None:
-        return
-    try:
-        scores = _flat_scalars({k: v for k, v in summary.items() if k not in ("drift_noise", "head")})
-        for key, value in scores.items():
-            tb.add_scalar(f"eval/{key}", value, step)
-        for name in EVALUATION_FIGURES:
-            if (workdir / f"{name}.png").exists():
-                _add_png(tb, f"images/{name}", workdir / f"{name}.png", step)
-        hparams = {k: (v if isinstance(v, (int, float, str, bool)) else str(v))
-                   for k, v in _flat_config(config.to_dict()).items()}
-        headline = {f"hparam/{k}": v for k, v in scores.items()
-                    if k in ("ks", "kl", "nll_exact", "nll_ais", "quality/fid", "quality/kid_mean", "quality/class_entropy")}
-        tb.add_hparams(hparams, headline, name="hparams", global_step=step)
-    finally:
-        tb.close()
-
-
-def _flat_config(tree, prefix: str = "") -> dict:
-    out = {}
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            out.update(_flat_config(value, f"{prefix}{key}."))
-        elif value is not None:
-            out[f"{prefix}{key}"] = value
-    return out
-
-
-def _prepare_workdir(workdir: str) -> Path:
-    path = Path(workdir)
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        probe = path / f".write_test.{jax.process_index()}"  # one name per process: they may share the workdir
-        probe.write_text("")
-        probe.unlink()
-    except OSError as err:
-        raise OSError(f"--workdir={workdir} is not writable: {err.strerror or err}") from err
-    return path
+    def due(self, step: int, total: int) -> bool:
+        return bool(self.every and step % self.every == 0) or (self.at_end and step == total)
 
 
 def train(config, workdir: str | os.PathLike, *, energy=None, data=None) -> tuple[TrainState, Parts, dict]:
@@ -461,13 +202,14 @@ def train(config, workdir: str | os.PathLike, *, energy=None, data=None) -> tupl
         longer take in this process (see ``sharding.use_cpu_devices``); nothing is written.
     """
     sharding.use_cpu_devices(config.sharding.num_cpu_devices)
-    workdir = _prepare_workdir(str(workdir))
+    # One probe name per process: they may share the workdir.
+    workdir = fileio.writable_workdir(str(workdir), probe_name=f".write_test.{jax.process_index()}")
     parts = build_parts(config, energy=energy, data=data)
     if jax.process_index() == 0:
         fileio.write_json(workdir / "config.json", json.loads(config.to_json_best_effort()))
     state = create_train_state(config, parts)
     ckpt_dir = checkpoint.checkpoint_dir(workdir)
-    state_sh = _state_shardings(config, parts, state)
+    state_sh = sharding.train_state_shardings(config, parts.num_chains, state)
     restored, restored_step = checkpoint.restore_latest(ckpt_dir, state, shardings=state_sh,
                                                         num_processes=jax.process_count())
     if restored is not None:
@@ -477,13 +219,44 @@ def train(config, workdir: str | os.PathLike, *, energy=None, data=None) -> tupl
     total = parts.total_steps
 
     step_fn, batch_fn, state = _compile_step(config, parts, state, state_sh)
-    log = MetricsLog(workdir, start)
+    log = reporting.MetricsLog(workdir, start)
     tc = config.training
     rollbacks = 0
     t0 = time.time()
     first_step_s = None
-    last_saved = restored_step if restored is not None else None
-    bar = _progress(total, start, tc.progress, tc.get("progress_every_s", 30.0))
+    last_saved = [restored_step if restored is not None else None]
+    bar = reporting.progress(total, start, tc.progress, tc.get("progress_every_s", 30.0))
+
+    def write_metrics(step, state, metrics):
+        record = {k: float(v) for k, v in metrics.items() if k not in ("chains_finite",)}
+        record.update(step=step, wall_time=time.time() - t0)
+        log.write(record)
+
+    def show_progress(step, state, metrics):
+        bar.update(1)
+        bar.set_postfix(E_pos=f"{float(metrics['energy_pos']):.3g}", E_neg=f"{float(metrics['energy_neg']):.3g}",
+                        grad=f"{float(metrics['grad_norm']):.3g}", refresh=False)
+
+    def save(step, state, metrics):
+        checkpoint.save(ckpt_dir, step, state, tc.keep_checkpoints)
+        last_saved[0] = step
+
+    def snapshot(step, state, metrics):
+        # Host copies of the replicated parameters: process 0 samples alone, on its own device.
+        params = sharding.host_local(state.eval_params)
+        log.snapshot(*evaluation.write_training_snapshot(config, parts, params, workdir, step), step)
+
+    def watch_convergence(step, state, metrics):
+        rows = convergence.watch(config, parts, sharding.host_local(state.eval_params), step)
+        log.write({"step": step, "convergence": rows})
+        log.snapshot(convergence.write_figure(workdir, log.records), convergence.scalars(rows), step,
+                     prefix="convergence", image="convergence")
+
+    process_0 = jax.process_index() == 0
+    hooks = [Every(tc.log_every, write_metrics, at_end=True), Every(1 if bar is not None else 0, show_progress),
+             Every(tc.checkpoint_every, save, at_end=True),
+             Every(tc.sample_every if process_0 else 0, snapshot),
+             Every(tc.convergence_every if process_0 else 0, watch_convergence)]
     steps_run = 0  # steps executed by this call (rolled-back ones included): total - start on a clean run
     try:
         step = start
@@ -496,8 +269,8 @@ def train(config, workdir: str | os.PathLike, *, energy=None, data=None) -> tupl
                 first_step_s = time.time() - ts  # includes compilation
             problem = check_divergence(metrics, step + 1, config.guard)
             if problem:
-                if config.guard.on_divergence != "rollback" or rollbacks >= config.guard.max_rollbacks or last_saved is None:
-                    kept = f" The last good checkpoint (step {last_saved}) is intact in {ckpt_dir}." if last_saved is not None else ""
+                if config.guard.on_divergence != "rollback" or rollbacks >= config.guard.max_rollbacks or last_saved[0] is None:
+                    kept = f" The last good checkpoint (step {last_saved[0]}) is intact in {ckpt_dir}." if last_saved[0] is not None else ""
                     raise DivergenceError(problem + kept, step=step + 1)
                 rollbacks += 1
                 state = _rollback(ckpt_dir, create_train_state(config, parts), config.guard.lr_factor, rollbacks,
@@ -505,31 +278,14 @@ def train(config, workdir: str | os.PathLike, *, energy=None, data=None) -> tupl
                 step = int(state.step)
                 logging.warning("%s Rolled back to step %d (rollback %d/%d) with a new seed and learning rate %.3g.",
                                 problem, step, rollbacks, config.guard.max_rollbacks,
-                                float(learning_rate(state.opt_state, parts)))
+                                float(optim.learning_rate(state.opt_state, parts.lr_multiplier)))
                 log.write({"step": step, "rollback": rollbacks, "reason": problem})
                 continue
             state = new_state
             step += 1
-            if step % tc.log_every == 0 or step == total:
-                record = {k: float(v) for k, v in metrics.items() if k not in ("chains_finite",)}
-                record.update(step=step, wall_time=time.time() - t0)
-                log.write(record)
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(E_pos=f"{float(metrics['energy_pos']):.3g}", E_neg=f"{float(metrics['energy_neg']):.3g}",
-                                grad=f"{float(metrics['grad_norm']):.3g}", refresh=False)
-            if step % tc.checkpoint_every == 0 or step == total:
-                checkpoint.save(ckpt_dir, step, state, tc.keep_checkpoints)
-                last_saved = step
-            if tc.sample_every and step % tc.sample_every == 0 and jax.process_index() == 0:
-                # Host copies of the replicated parameters: process 0 samples alone, on its own device.
-                params = sharding.host_local(state.eval_params)
-                log.snapshot(*evaluation.write_training_snapshot(config, parts, params, workdir, step), step)
-            if tc.get("convergence_every") and step % tc.convergence_every == 0 and jax.process_index() == 0:
-                rows = convergence.watch(config, parts, sharding.host_local(state.eval_params), step)
-                log.write({"step": step, "convergence": rows})
-                log.snapshot(convergence.write_figure(workdir, log.records), convergence.scalars(rows), step,
-                             prefix="convergence", image="convergence")
+            for hook in hooks:
+                if hook.due(step, total):
+                    hook.fn(step, state, metrics)
     finally:
         if bar is not None:
             bar.close()
@@ -546,28 +302,8 @@ def train(config, workdir: str | os.PathLike, *, energy=None, data=None) -> tupl
     return state, parts, info
 
 
-def _state_shardings(config, parts: Parts, state: TrainState):
-    """The state's shardings over all devices of all processes, or ``None`` unless ``sharding.enabled``.
-
-    Raises:
-      ValueError: a sharded size (batch, chains, bank) does not divide by the device count, or
-        several processes run without ``sharding.enabled``.
-    """
-    if not config.sharding.enabled:
-        if jax.process_count() > 1:
-            raise ValueError(f"{jax.process_count()} processes train one model only with sharding.enabled=True "
-                             "(the CLI sets it when distributed); it is False")
-        return None
-    mesh = sharding.make_mesh()
-    sizes = {"training.batch_size": config.training.batch_size, "sampler.num_chains": parts.num_chains}
-    if state.bank is not None:
-        sizes["chain_init.bank_size"] = config.chain_init.bank_size
-    sharding.check_divisible(mesh, **sizes)
-    return sharding.state_shardings(state, mesh)
-
-
 def _compile_step(config, parts: Parts, state: TrainState, state_sh=None):
-    """The jitted step and batch functions, sharded as ``state_sh`` (from ``_state_shardings``) says, and the state placed so."""
+    """The jitted step and batch functions, sharded as ``state_sh`` (``sharding.train_state_shardings``) says, and the state placed so."""
     if state_sh is None:
         return (jax.jit(make_train_step(config, parts), donate_argnums=(0,)), jax.jit(parts.data.batch), state)
     mesh = state_sh.step.mesh
@@ -580,73 +316,15 @@ def _compile_step(config, parts: Parts, state: TrainState, state_sh=None):
     )
     batch_fn = jax.jit(parts.data.batch, out_shardings=batch_sh)
     logging.info("Sharding chains and batches over %d devices", mesh.devices.size)
-    return step_fn, batch_fn, jax.device_put(state, state_sh)
+    return step_fn, batch_fn, sharding.place(state, state_sh)
 
 
 def _rollback(ckpt_dir: Path, template: TrainState, lr_factor: float, count: int, state_sh=None) -> TrainState:
     """The newest checkpoint with the learning rate times ``lr_factor`` and a new seed, placed as ``state_sh``."""
     state, _ = checkpoint.restore_latest(ckpt_dir, template, shardings=state_sh, num_processes=jax.process_count())
-    inject, schedule = state.opt_state
-    hyper = dict(inject.hyperparams)
-    hyper["learning_rate"] = hyper["learning_rate"] * lr_factor
-    opt_state = (inject._replace(hyperparams=hyper), schedule)
-    state = state.replace(opt_state=opt_state, rng=jax.random.fold_in(state.rng, 7919 + count))
-    return state if state_sh is None else jax.device_put(state, state_sh)
-
-
-def _progress(total: int, start: int, enabled: bool, every_s: float = 30.0, desc: str = "train"):
-    """A tqdm bar on a terminal; elsewhere (a log file, a batch job) a log line every ``every_s`` seconds.
-
-    ``desc`` names what advances (training's steps, or ``"sample"``'s sampler steps in ``jebm.sample``).
-    """
-    if not enabled:
-        return None
-    if not sys.stderr.isatty():
-        return LogProgress(total, start, every_s, desc=desc)
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, initial=start, desc=desc, unit="step", dynamic_ncols=True, mininterval=1.0)
-
-
-class LogProgress:
-    """tqdm's ``update`` / ``set_postfix`` / ``close`` as log lines: step, share done, steps/s, ETA and the postfix.
-
-    The rate counts the steps of this process since it started (a resumed run's
-    earlier steps are not in it), so the ETA is that of the remaining steps.
-    """
-
-    def __init__(self, total: int, start: int, every_s: float, clock=time.monotonic, desc: str = "train"):
-        self.total, self.step, self.every_s, self.clock, self.desc = total, start, every_s, clock, desc
-        self.t0 = self.last = clock()
-        self.start, self.postfix = start, {}
-
-    def update(self, n: int = 1) -> None:
-        self.step += n
-        now = self.clock()
-        if now - self.last >= self.every_s or self.step >= self.total:
-            self.last = now
-            logging.info("%s", self.line(now))
-
-    def line(self, now: float) -> str:
-        rate = (self.step - self.start) / max(now - self.t0, 1e-9)
-        eta = (self.total - self.step) / rate if rate > 0 else float("inf")
-        post = "".join(f", {k} {v}" for k, v in self.postfix.items())
-        return (f"{self.desc}: step {self.step}/{self.total} ({100 * self.step / max(self.total, 1):.0f}%), "
-                f"{rate:.3g} steps/s, ETA {_duration(eta)}{post}")
-
-    def set_postfix(self, refresh: bool = False, **values) -> None:
-        self.postfix = values
-
-    def close(self) -> None:
-        pass
-
-
-def _duration(seconds: float) -> str:
-    if not math.isfinite(seconds):
-        return "unknown"
-    minutes, sec = divmod(int(round(seconds)), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{sec:02d}s"
+    state = state.replace(opt_state=optim.scale_learning_rate(state.opt_state, lr_factor),
+                          rng=jax.random.fold_in(state.rng, 7919 + count))
+    return sharding.place(state, state_sh)
 
 
 def train_and_evaluate(config: config_dict.ConfigDict, workdir: str | os.PathLike, *, energy=None, data=None) -> dict:
@@ -683,7 +361,7 @@ def train_and_evaluate(config: config_dict.ConfigDict, workdir: str | os.PathLik
         # The curves in metrics.jsonl are kept and drawn; summary.json says what stopped the run.
         workdir = Path(workdir)
         if jax.process_index() == 0:
-            records = MetricsLog.read(workdir / "metrics.jsonl", e.step or 0)
+            records = reporting.read_metrics(workdir / "metrics.jsonl", e.step or 0)
             if records:
                 evaluation.plots.plot_training_curves(workdir / "training_curves.png", records)
             fileio.write_json(workdir / "summary.json", {
@@ -693,15 +371,15 @@ def train_and_evaluate(config: config_dict.ConfigDict, workdir: str | os.PathLik
     summary = _evaluate_on_every_process(config, parts, sharding.host_local(state.eval_params), workdir,
                                          info["records"])
     summary.update({k: v for k, v in info.items() if k != "records"})
-    summary["drift_noise"] = drift_noise_summary(info["records"], config.sampler.num_steps)
+    summary["drift_noise"] = diagnostics.drift_noise_summary(info["records"], config.sampler.num_steps)
     summary["head"] = heads.head_values(state.eval_params)  # final β / γ, {} for heads without them
     summary["wall_time_s"] = time.time() - t0
     summary["data"] = parts.data.description
-    summary["energy"] = describe_energy(config, energy)
+    summary["energy"] = energy_options.describe(config.energy, energy)
     summary["status"] = "ok"
     if jax.process_index() == 0:
         fileio.write_json(workdir / "summary.json", summary)
-        write_tensorboard_summary(config, workdir, summary, int(state.step))
+        reporting.write_tensorboard_summary(config, workdir, summary, int(state.step))
     return summary
 
 
@@ -724,53 +402,3 @@ def _evaluate_on_every_process(config, parts: Parts, params, workdir: Path, reco
         return evaluation.evaluate_and_write(config, parts, params, scratch, records)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-
-
-def describe_energy(config, energy=None) -> str:
-    """The energy in words, for ``summary.json``: the network and its head."""
-    net = f"user module {type(energy).__name__}" if energy is not None else config.energy.name
-    return net if config.energy.head == "none" else f"{net} with head {config.energy.head}"
-
-
-def evaluate_workdir(workdir: str | os.PathLike, config: config_dict.ConfigDict | None = None, *,
-                     energy=None, data=None) -> dict:
-    """Re-runs the whole evaluation of a finished (or stopped) run's newest checkpoint with today's code.
-
-    The config comes from ``workdir/config.json`` (laid over today's schema, so fields
-    added since the run take their defaults) unless one is given. Writes the
-    evaluation files into ``workdir`` as a run's end does, and the summary to
-    ``eval_<step>.json`` (``summary.json`` is left as the run wrote it).
-
-    Raises:
-      FileNotFoundError: when the workdir has no config.json or no checkpoint.
-
-    ``energy`` and ``data`` are those the run was trained with, if it was given
-    its own (see :func:`train_and_evaluate`).
-    """
-    from jebm import config_lib, config_validation
-
-    workdir = Path(workdir)
-    if config is None:
-        if not (workdir / "config.json").is_file():
-            raise FileNotFoundError(f"--workdir={workdir} has no config.json: is it a jebm run?")
-        config = config_lib.config_from_json(workdir / "config.json")
-    config_validation.validate(config)
-    # sharding.num_cpu_devices is left alone: the evaluation runs on one device, and the
-    # checkpoint of a sharded run is read whole.
-    parts = build_parts(config, energy=energy, data=data)
-    state, step = checkpoint.restore_latest(checkpoint.checkpoint_dir(workdir), create_train_state(config, parts))
-    if state is None:
-        raise FileNotFoundError(f"--workdir={workdir} has no checkpoint in {checkpoint.checkpoint_dir(workdir)}")
-    t0 = time.time()
-    records = MetricsLog.read(workdir / "metrics.jsonl", step)
-    s = config.sampler
-    for r in records:  # runs logged before the ratio existed: derive it from their gradient norms
-        if "drift_noise_ratio" not in r and "grad_norm_run_mean" in r:
-            r["drift_noise_ratio"] = float(diagnostics.drift_noise_ratio(
-                r["grad_norm_run_mean"], step_size=s.step_size, temperature=s.temperature,
-                dim=math.prod(parts.data.example_shape), friction=s.friction if s.name == "sghmc" else None))
-    summary = evaluation.evaluate_and_write(config, parts, state.eval_params, workdir, records)
-    summary.update(checkpoint_step=step, eval_time_s=time.time() - t0, data=parts.data.description,
-                   drift_noise=drift_noise_summary(records, config.sampler.num_steps))
-    fileio.write_json(workdir / f"eval_{step}.json", summary)
-    return summary

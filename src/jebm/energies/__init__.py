@@ -3,7 +3,8 @@
 Convention: a model maps inputs ``(n, ...)`` to energies ``(n,)``, one per
 example, with ``p(x) ∝ exp(-E(x))``. ``register(name, factory)`` adds a user
 backbone that configs select by ``energy.name``; ``with_head(module, head=...)``
-puts one of jebm's heads on any Flax module.
+puts one of jebm's heads on any Flax module; ``from_config(config.energy)``
+is the model a run's ``energy`` block names.
 """
 
 from jebm.energies.factory import (
@@ -31,6 +32,7 @@ from jebm.energies.heads import (
     quadratic_stall_report,
     resolve_head_offset,
 )
+from jebm.energies.options import from_config, resolve_conv_impl
 from jebm.energies.networks import (
     ACTIVATIONS,
     MLP,
@@ -59,12 +61,14 @@ __all__ = [
     "energy_fn",
     "energy_grad_norms",
     "features_fn",
+    "from_config",
     "gamma_energy",
     "make_energy",
     "quadratic_energy",
     "quadratic_stall_check",
     "quadratic_stall_report",
     "register",
+    "resolve_conv_impl",
     "resolve_head_offset",
     "unregister",
     "with_head",

@@ -36,11 +36,14 @@ its draws, or that has a non-finite draw, has no defined ESS or R̂: its result
 is ``nan`` (a whole run's summary is not lost to one stuck quantity).
 
 :func:`drift_noise_ratio` compares the two terms of one Langevin step; see its
-docstring.
+docstring. :func:`drift_noise_summary` says which regime a training run's logged
+ratios sat in (random walk, balanced, gradient descent) and warns on a failure regime.
 """
 
 from __future__ import annotations
 
+import functools
+import logging
 import math
 from typing import Any
 
@@ -51,8 +54,10 @@ import scipy.stats
 __all__ = [
     "autocorrelation",
     "drift_noise_ratio",
+    "drift_noise_summary",
     "ess",
     "rhat",
+    "sampler_drift_noise_ratio",
     "summarize",
 ]
 
@@ -417,3 +422,53 @@ def drift_noise_ratio(grad_norm, *, step_size, temperature, dim, friction=None):
     if friction is not None:
         noise_variance = noise_variance * friction
     return step_size * grad_norm / noise_variance**0.5
+
+
+def sampler_drift_noise_ratio(sampler, example_shape):
+    """:func:`drift_noise_ratio` for a config's ``sampler`` block on examples of ``example_shape``.
+
+    Returns a function of ``‖∇ₓE‖`` alone: the SGHMC form (with ``sampler.friction``)
+    for ``sampler.name == "sghmc"``, the SGLD form for every other sampler.
+    """
+    return functools.partial(drift_noise_ratio, step_size=sampler.step_size, temperature=sampler.temperature,
+                             dim=math.prod(example_shape),
+                             friction=sampler.friction if sampler.name == "sghmc" else None)
+
+
+# The two failure regimes of a Langevin sampler, by the per-step ratio of its drift
+# η‖∇ₓE‖ to its noise √(2ηT·d) (drift_noise_ratio); see drift_noise_summary.
+RANDOM_WALK_BELOW = 0.01
+DESCENT_ABOVE = 10.0
+
+
+def drift_noise_summary(records, num_steps: int) -> dict:
+    """The training run's drift/noise ratio and the regime it sat in, warning once if it is a failure regime.
+
+    Below ``RANDOM_WALK_BELOW`` the gradient moves a chain less in its whole run of L
+    steps than the noise does in a few steps (L·r < √L·1 needs r < 1/√L, and
+    0.01 ≤ 1/√L for every L ≤ 10,000): the sampler is a random walk that ignores
+    the energy. Above ``DESCENT_ABOVE`` the noise is a tenth of the drift: the
+    sampler is gradient descent and draws the energy's minima, not its Gibbs law.
+    "Most of training" means more than half of the logged steps.
+    """
+    ratios = np.asarray([r["drift_noise_ratio"] for r in records if "drift_noise_ratio" in r], float)
+    ratios = ratios[np.isfinite(ratios)]
+    if ratios.size == 0:
+        return {}
+    low, high = float(np.mean(ratios < RANDOM_WALK_BELOW)), float(np.mean(ratios > DESCENT_ABOVE))
+    regime = "random_walk" if low > 0.5 else "gradient_descent" if high > 0.5 else "balanced"
+    if regime == "random_walk":
+        logging.warning(
+            "The sampler's drift/noise ratio η‖∇ₓE‖/√(2ηT·d) was below %g for %.0f%% of the logged steps "
+            "(median %.3g): the chains are a random walk that ignores the energy. Raise sampler.step_size (η) "
+            "or sampler.num_steps (L), or lower sampler.temperature (T).", RANDOM_WALK_BELOW, 100 * low,
+            float(np.median(ratios)))
+    elif regime == "gradient_descent":
+        logging.warning(
+            "The sampler's drift/noise ratio η‖∇ₓE‖/√(2ηT·d) was above %g for %.0f%% of the logged steps "
+            "(median %.3g): the noise is negligible and the sampler is gradient descent. Lower sampler.step_size "
+            "(η) or raise sampler.temperature (T).", DESCENT_ABOVE, 100 * high, float(np.median(ratios)))
+    return {"mean": float(ratios.mean()), "median": float(np.median(ratios)), "min": float(ratios.min()),
+            "max": float(ratios.max()), "fraction_below": low, "fraction_above": high,
+            "random_walk_below": RANDOM_WALK_BELOW, "descent_above": DESCENT_ABOVE, "regime": regime,
+            "num_steps": num_steps}

@@ -52,14 +52,14 @@ def fresh_samples(config, parts, params, rng_key, num_samples: int, num_steps: i
     if not progress:
         sample = _sampler_program(parts, sampler_json, num_samples, num_steps)
         return np.asarray(sample(params, rng_key))
-    from jebm import train  # training's progress report (train imports this module)
+    from jebm import reporting  # training's progress report
 
     start, advance = _segmented_sampler_programs(parts, sampler_json, num_samples, num_steps)
     # At most SEGMENTS segments after the first step; each a whole number of sampler.unroll steps, so that
     # the scan's unrolled groups of steps are those of the one run_chain (XLA simplifies across a group).
     unroll = config.sampler.unroll
     length = unroll * -(-max(num_steps - 1, 1) // (SEGMENTS * unroll))
-    bar = train._progress(num_steps, 0, True, config.training.get("progress_every_s", 30.0), desc="sample")
+    bar = reporting.progress(num_steps, 0, True, config.training.get("progress_every_s", 30.0), desc="sample")
     try:
         state, keys = jax.block_until_ready(start(params, rng_key))
         bar.update(1)
