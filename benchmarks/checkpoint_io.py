@@ -14,10 +14,12 @@ one process:
   committed (``wait_until_finished``).
 
 It reports the median over ``--repeats`` of each, the file sizes and the
-orbax/msgpack ratios, and writes them as JSON with ``--out``. The data are
+orbax/msgpack ratios, and writes them as JSON with ``--out``. ``--checks`` adds
+what orbax says on a wrong-shape template and on a truncated data file, and
+what a save killed part-way leaves behind. The data are
 random images of MNIST's shape: checkpoint I/O does not depend on them.
 
-    python -m benchmarks.checkpoint_io --repeats 7 --out benchmarks/results/checkpoint_io.json
+    python -m benchmarks.checkpoint_io --repeats 7 --checks --out benchmarks/results/checkpoint_io.json
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import json
 import os
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -133,11 +136,61 @@ def bench(state, root: Path, repeats: int) -> dict:
             "bit_identical": {k: same(state, v) for k, v in restored.items()}}
 
 
+def orbax_checks(root: Path) -> dict:
+    """What orbax says on a wrong-shape template and on a corrupted data file, and what a killed save leaves."""
+    import orbax.checkpoint as ocp
+
+    def attempt(fn) -> str:
+        try:
+            fn()
+            return "no error"
+        except Exception as err:  # reported, whatever it is
+            return f"{type(err).__name__}: {str(err)[:300]}".replace("\n", " ")
+
+    state = {"params": {"w": np.ones((4, 3), np.float32)}, "step": np.asarray(5, np.int32),
+             "bank": np.random.default_rng(0).normal(size=(500, 28, 28, 1)).astype(np.float32)}
+    abstract = jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct, state)
+    options = ocp.CheckpointManagerOptions(enable_async_checkpointing=False)
+    out = {}
+    with ocp.CheckpointManager(root / "errors", options=options) as manager:
+        manager.save(5, args=ocp.args.StandardSave(state))
+        wrong = {**abstract, "params": {"w": jax.ShapeDtypeStruct((4, 5), np.float32)}}
+        out["wrong_shape"] = attempt(lambda: manager.restore(5, args=ocp.args.StandardRestore(wrong)))
+        extra = {**abstract, "ema": jax.ShapeDtypeStruct((4, 3), np.float32)}
+        out["extra_field"] = attempt(lambda: manager.restore(5, args=ocp.args.StandardRestore(extra)))
+    biggest = max((p for p in (root / "errors" / "5").rglob("*") if p.is_file()), key=lambda p: p.stat().st_size)
+    data = biggest.read_bytes()
+    biggest.write_bytes(data[: len(data) // 3])
+    with ocp.CheckpointManager(root / "errors", options=options) as manager:
+        out["truncated_file"] = attempt(lambda: manager.restore(5, args=ocp.args.StandardRestore(abstract)))
+    # A child saves step 1, then is killed while saving step 2 (a state large enough to take a while).
+    child = (f"import numpy as np, orbax.checkpoint as ocp\n"
+             f"big = {{'bank': np.full((8000, 28, 28, 1), 2, np.float32), 'x': np.ones((3000, 3000), np.float32)}}\n"
+             f"with ocp.CheckpointManager({str(root / 'killed')!r}, options=ocp.CheckpointManagerOptions("
+             f"enable_async_checkpointing=False)) as m:\n"
+             f"    m.save(1, args=ocp.args.StandardSave(big)); print('saved', flush=True)\n"
+             f"    m.save(2, args=ocp.args.StandardSave(big))\n")
+    proc = subprocess.Popen([sys.executable, "-c", child], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "saved"
+    time.sleep(0.3)
+    proc.kill()
+    proc.wait()
+    out["after_killed_save"] = sorted(p.name for p in (root / "killed").iterdir())
+    with ocp.CheckpointManager(root / "killed", options=options) as manager:
+        restored = manager.restore(manager.latest_step())
+        out["killed_save_latest_step"] = manager.latest_step()
+        out["killed_save_previous_intact"] = bool(np.all(np.asarray(restored["bank"]) == 2))
+    return out
+
+
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--dir", type=Path, default=None, help="where to write the checkpoints (default: a temp dir)")
+    parser.add_argument("--checks", action="store_true",
+                        help="also report orbax's errors on a wrong-shape template and a truncated file, "
+                             "and what a save killed part-way leaves")
     args = parser.parse_args(argv)
     import orbax.checkpoint as ocp
 
@@ -168,6 +221,14 @@ def main(argv=None) -> dict:
         print(f"{name}: state {case['state_mb']:.1f} MB")
         for key, value in case["summary"].items():
             print(f"  {key}: {value:.3g}" if isinstance(value, float) else f"  {key}: {value}")
+    if args.checks:
+        root = Path(tempfile.mkdtemp(prefix="ckpt_checks_", dir=args.dir))
+        try:
+            results["orbax_checks"] = orbax_checks(root)
+        finally:
+            shutil.rmtree(root, ignore_errors=True)
+        for key, value in results["orbax_checks"].items():
+            print(f"{key}: {value}")
     results["load_average_end"] = os.getloadavg()
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
