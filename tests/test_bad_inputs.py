@@ -338,6 +338,29 @@ def test_a_registered_energy_ignores_the_fields_of_jebms_networks():
         config_validation.validate(config)
 
 
+def test_schema_type_tests_and_the_tuple_and_custom_checks():
+    """is_number / is_int refuse bools; int_tuple and custom return None for a good value and "must be <words>"
+    for a bad one (the words that follow ``<field>=<value>`` in the error)."""
+    from fractions import Fraction
+
+    from jebm import config_schema as schema
+
+    assert [schema.is_number(v) for v in (1, 2.5, np.float32(0.5), Fraction(1, 3), True, "1", None, 1j)] == \
+        [True, True, True, True, False, False, False, False]
+    assert [schema.is_int(v) for v in (3, np.int64(-2), 3.0, False, "3", None)] == \
+        [True, True, False, False, False, False]
+    check = schema.int_tuple("a tuple of positive integers", ge=1, non_empty=True)
+    assert (check.kind, check.type) == ("int_tuple", tuple)
+    for good in ((1,), [4, 2], (np.int64(3),)):
+        assert check.test(good) is None, good
+    for bad in ((), [], (0, 2), (1.0,), (True,), "12", None, 3):
+        assert check.test(bad) == "must be a tuple of positive integers", bad
+    assert schema.int_tuple("x", ge=0).test(()) is None and schema.int_tuple("x", ge=0).test((0,)) is None
+    assert schema.int_tuple("x", allow_none=True).test(None) is None
+    check = schema.custom(lambda v: v in ("a", "b"), "'a' or 'b'", type=str)
+    assert (check.kind, check.type, check.test("a"), check.test("c")) == ("custom", str, None, "must be 'a' or 'b'")
+
+
 @pytest.mark.parametrize("kind,field,bounds", VALIDATED, ids=[f for _, f, _ in VALIDATED])
 def test_every_validated_field_rejects_bad_values(kind, field, bounds):
     """A bad-value test for each field the validator checks: the error names the field and the value."""

@@ -175,6 +175,32 @@ def test_load_idx_dir(tmp_path, gz):
     assert "20 train / 10 test images of 28x28" in data.describe()
 
 
+def test_find_idx_file_prefers_plain_then_gz(tmp_path):
+    assert mnist.find_idx_file(tmp_path, "x") is None
+    (tmp_path / "x").mkdir()  # a directory of that name is no file
+    assert mnist.find_idx_file(tmp_path, "x") is None
+    gz = write_file(tmp_path / "y.gz", b"", gz=True)
+    assert mnist.find_idx_file(str(tmp_path), "y") == gz
+    plain = write_file(tmp_path / "y", b"")
+    assert mnist.find_idx_file(tmp_path, "y") == plain
+
+
+def test_load_idx_files_reads_the_four_paths_in_order(tmp_path):
+    """Any four paths (plain or gz, any names), in the order train images, train labels, test images, test labels;
+    test images of another shape than the train images are refused, naming both files."""
+    files = fake_mnist_files()
+    paths = [write_file(tmp_path / f"f{i}", data, gz=i % 2 == 1) for i, data in enumerate(files.values())]
+    data = mnist.load_idx_files(paths, source="four files")
+    assert data.source == "four files"
+    for got, want in zip((data.train_images, data.train_labels, data.test_images, data.test_labels),
+                         (*fake_digits(20, seed=1), *fake_digits(10, seed=2))):  # as fake_mnist_files made them
+        np.testing.assert_array_equal(got, want)
+    small = write_file(tmp_path / "small", idx_bytes(np.zeros((10, 14, 14), np.uint8)))
+    with pytest.raises(mnist.MnistDataError) as excinfo:
+        mnist.load_idx_files([paths[0], paths[1], small, paths[3]], source="x")
+    assert_error(excinfo, str(paths[0]), str(small), "(28, 28)", "(14, 14)", "different data sets")
+
+
 def test_load_idx_dir_count_mismatch(tmp_path):
     files = fake_mnist_files()
     files[mnist.TRAIN_LABELS] = idx_bytes(np.zeros(19, np.uint8))

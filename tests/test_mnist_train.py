@@ -463,6 +463,27 @@ def test_convergent_smoke_runs_the_convergence_watch(tmp_path, data_dir, isolate
     assert train.build_parts(config).model.backbone.channels == 4
 
 
+def test_convergence_write_figure_needs_a_check(tmp_path, monkeypatch):
+    """convergence.write_figure: None (and no file) without records of the watch; with them, convergence.png
+    drawn by plots.plot_convergence from the (step, rows) of those records alone."""
+    import matplotlib.image
+
+    from jebm.evaluation import convergence, plots
+
+    drawn = []
+    real = plots.plot_convergence
+    monkeypatch.setattr(plots, "plot_convergence", lambda path, history: drawn.append(history) or real(path, history))
+
+    records = [{"step": 1, "loss": 0.5}, {"step": 2, "loss": 0.4}]
+    assert convergence.write_figure(tmp_path, records) is None and list(tmp_path.iterdir()) == []
+    row = {"start": "noise", "steps": 2, "fid": 50.0, "class_entropy": 2.0, "distance": 0.1, "energy_drift_nats": 0.0}
+    records += [{"step": 2, "convergence": [row]}, {"step": 4, "convergence": [dict(row, fid=40.0)]}]
+    path = convergence.write_figure(tmp_path, records)
+    assert path == tmp_path / "convergence.png" and list(tmp_path.iterdir()) == [path]
+    assert drawn == [[(2, [row]), (4, [dict(row, fid=40.0)])]]
+    assert matplotlib.image.imread(path).shape[:2] == (432, 2016)  # plot_convergence's 4 panels at 120 dpi
+
+
 def test_convergence_watch_measures_distance_and_drift_against_closed_forms(data_dir):
     """Zero energy: the chains are Brownian, x_L − x_0 ~ N(0, 2ηT·L) per pixel, so the RMS distance is √(2ηTL)
     and the energy drift is 0; the data start is the held-out images plus the data noise."""

@@ -2,6 +2,7 @@
 
 import os
 
+import matplotlib.colors
 import matplotlib.image
 import numpy as np
 import pytest
@@ -71,6 +72,49 @@ def test_plot_training_curves(tmp_path, records):
     path = str(tmp_path / "curves.png")
     plots.plot_training_curves(path, records)
     _check_png(path, tmp_path)
+
+
+def _colour_pixels(image, colour):
+    """How many pixels have exactly the matplotlib colour ``colour`` (a line's centre does)."""
+    rgb = np.round(np.asarray(matplotlib.colors.to_rgb(colour)) * 255)
+    return int(np.all(np.round(image[..., :3] * 255) == rgb, axis=-1).sum())
+
+
+def convergence_history():
+    """Two checks of the convergence watch, each from noise and from data at two chain lengths; the 4-step
+    rows from data have no FID (unscored)."""
+    def rows(step):
+        return [{"start": start, "steps": steps, "fid": None if (start, steps) == ("data", 4) else 100.0 / step,
+                 "class_entropy": 2.0, "distance": 0.1 * steps, "energy_drift_nats": -step}
+                for start in ("noise", "data") for steps in (2, 4)]
+    return [(10, rows(10)), (20, rows(20))]
+
+
+def test_plot_convergence(tmp_path):
+    """Four panels of 4.2 x 3.6 inches at plots.DPI; the four series (data/noise x 2/4 steps) in C0..C3."""
+    path = tmp_path / "convergence.png"
+    assert plots.plot_convergence(path, convergence_history()) == str(path)
+    image = _check_png(path, tmp_path)
+    assert image.shape == (round(3.6 * plots.DPI), round(4 * 4.2 * plots.DPI), 4)
+    assert all(_colour_pixels(image, f"C{i}") > 0 for i in range(4))
+    assert _colour_pixels(image, "C4") == 0
+
+
+def test_plot_chain_length_curves(tmp_path):
+    """10 x 3.8 inches at plots.DPI; two runs from noise and from data are four lines, C0..C3; a curve point
+    without an FID is left out, and a start with none draws no line (no C4)."""
+    def curve(scale, data_scored=True):
+        return [{"steps": steps, "start": start, "fid": (None if start == "data" and not data_scored else
+                                                         scale * 100.0 / steps), "class_entropy": 2.0}
+                for start in ("noise", "data") for steps in (10, 100, 1000)]
+    runs = [{"name": "a", "curve": curve(1.0)}, {"name": "b", "curve": curve(2.0)},
+            {"name": "c", "curve": curve(3.0, data_scored=False)[3:]}]
+    path = tmp_path / "curves.png"
+    assert plots.plot_chain_length_curves(path, runs) == str(path)
+    image = _check_png(path, tmp_path)
+    assert image.shape == (round(3.8 * plots.DPI), round(10 * plots.DPI), 4)
+    assert all(_colour_pixels(image, f"C{i}") > 0 for i in range(4))
+    assert _colour_pixels(image, "C4") == 0
 
 
 def test_image_grid_layout_exact():

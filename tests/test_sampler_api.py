@@ -203,3 +203,45 @@ def test_fresh_chains_start_and_run_the_config_sampler():
     start, none = factory.fresh_chains(cfg, quadratic, x0, keys, 0)
     assert none is None
     np.testing.assert_array_equal(start.momentum, algorithm.init(x0, keys.momentum).momentum)
+
+
+def test_kernel_step_binds_params_and_overrides_one_step():
+    """base.kernel_step passes its params to the kernel, an override replaces that one for one step (a traced
+    value under jit too), and an unknown override is refused by check_overrides, naming it and the valid ones;
+    base.step_parameters reads the names."""
+    from jebm.samplers import base
+
+    def kernel(rng_key, state, energy_fn, *, step_size, temperature):  # echoes what it was given
+        return state + step_size, {"temperature": temperature, "energy": energy_fn(state)}
+
+    step = base.kernel_step(kernel, quadratic, "jebm.samplers.echo", step_size=0.5, temperature=1.0)
+    state = jnp.array([[2.0]])
+    new, info = step(None, state)
+    assert float(new[0, 0]) == 2.5 and info["temperature"] == 1.0 and float(info["energy"][0]) == 2.0
+    new, info = step(None, state, temperature=3.0)
+    assert float(new[0, 0]) == 2.5 and info["temperature"] == 3.0
+    new, info = jax.jit(lambda s, eta, t: step(None, s, step_size=eta, temperature=t))(state, 0.25, 7.0)
+    assert float(new[0, 0]) == 2.25 and float(info["temperature"]) == 7.0
+    with pytest.raises(ValueError, match=r"^\['friction', 'mass'\] not parameters of jebm.samplers.echo; "
+                                         r"it takes \['step_size', 'temperature'\]$"):
+        step(None, state, mass=1.0, friction=2.0, temperature=3.0)
+    assert base.step_parameters(step) == ("step_size", "temperature")
+    assert base.step_parameters(lambda rng_key, state: (state, None)) == ()
+    assert base.step_parameters(samplers.sghmc(quadratic, 0.1, friction=1.0).step) == (
+        "step_size", "friction", "mass", "temperature")
+    assert base.check_overrides("x", ("a", "b"), {"b": 1}) is None
+    with pytest.raises(ValueError, match=r"^\['c'\] not parameters of x; it takes \['a', 'b'\]$"):
+        base.check_overrides("x", ("a", "b"), {"c": 1})
+
+
+def test_name_of_names_a_constructor_by_module_and_qualname():
+    from types import SimpleNamespace
+
+    def local():
+        pass
+
+    assert registry.name_of(samplers.sghmc.as_top_level_api) == "jebm.samplers.sghmc.as_top_level_api"
+    assert registry.name_of(local) == f"{__name__}.{local.__qualname__}"
+    assert local.__qualname__.endswith("<locals>.local")
+    assert registry.name_of(SimpleNamespace(__qualname__="Bare", __module__=None)) == "Bare"
+    assert registry.name_of(3) == "3"  # no __qualname__: its repr

@@ -224,6 +224,83 @@ def test_mala_accept_reject_consistent():
     assert 0.0 < float(info.is_accepted.mean()) < 1.0
 
 
+def test_langevin_algorithm_binds_a_kernel_with_bounds_and_a_name():
+    """sgld.langevin_algorithm (SGLD's and MALA's constructor): init clips into the bounds and ignores its key;
+    step is the kernel at η and T (one SGLD step, computed by hand); bad η names the field; a bad override names
+    the sampler."""
+    c, eta, t = jnp.array([0.3, -2.0]), 0.1, 0.5
+    algorithm = samplers.sgld.langevin_algorithm(lambda: samplers.sgld.build_kernel(), linear_energy(c), eta, t,
+                                                 (-1.0, 1.0), "mine")
+    state = algorithm.init(jnp.array([[3.0, 0.5], [-2.0, -0.25]]), jax.random.key(9))
+    x = np.array([[1.0, 0.5], [-1.0, -0.25]])
+    np.testing.assert_array_equal(state.position, x)
+    np.testing.assert_allclose(state.energy, x @ np.asarray(c), rtol=1e-6)
+    key = jax.random.key(2)
+    new, _ = algorithm.step(key, state, temperature=2 * t)
+    w = np.asarray(base.normal_like(key, state.position))
+    np.testing.assert_allclose(new.position, x - eta * np.asarray(c) + np.sqrt(2 * eta * 2 * t) * w, rtol=1e-6)
+    assert algorithm.step.parameters == ("step_size", "temperature")
+    with pytest.raises(ValueError, match=r"\['mass'\] not parameters of jebm.samplers.mine"):
+        algorithm.step(key, state, mass=1.0)
+    with pytest.raises(ValueError, match="step_size must be > 0, got 0"):
+        samplers.sgld.langevin_algorithm(samplers.sgld.build_kernel, linear_energy(c), 0, t, None, "mine")
+
+
+# ---------------------------------------------------------------- the shared Langevin proposal and MH step
+
+
+def test_langevin_proposal_and_its_density_against_the_gaussian():
+    """x* = x − η∇E + √(2ηT)·w leaf by leaf; log q(a | b) is log N(a; b − η∇E(b), 2ηT·I) (by hand)
+    plus its normaliser ½d·log(4πηT); at the drawn point it equals −½‖w‖² (noise_log_density)."""
+    from jebm.samplers import proposal
+
+    eta, t = 0.1, 0.5
+    rng = np.random.default_rng(0)
+    x, g, w, a = ({"u": rng.standard_normal((3, 2)), "v": rng.standard_normal((3, 1, 2))} for _ in range(4))
+    drawn = proposal.langevin_proposal(x, g, w, eta, t)
+    for k in x:
+        np.testing.assert_allclose(drawn[k], x[k] - eta * g[k] + np.sqrt(2 * eta * t) * w[k], rtol=1e-6)
+
+    def log_q(to, frm, grad):  # the full Gaussian log density per chain, d = 4 coordinates of variance s² = 2ηT
+        s2 = 2 * eta * t
+        return sum((-(to[k] - frm[k] + eta * grad[k]) ** 2 / (2 * s2) - 0.5 * np.log(2 * np.pi * s2))
+                   .reshape(3, -1).sum(1) for k in to)
+
+    normaliser = 0.5 * 4 * np.log(4 * np.pi * eta * t)
+    np.testing.assert_allclose(proposal.langevin_log_density(a, x, g, eta, t), log_q(a, x, g) + normaliser,
+                               rtol=1e-6)
+    np.testing.assert_allclose(proposal.langevin_log_density(drawn, x, g, eta, t), log_q(drawn, x, g) + normaliser,
+                               rtol=1e-6)
+    np.testing.assert_allclose(proposal.noise_log_density(w), log_q(drawn, x, g) + normaliser, rtol=1e-6)
+    # Over standard normal w: mean x − η∇E = 1 − 0.2 and variance 2ηT = 0.1.
+    draws = proposal.langevin_proposal(np.ones(40_000), np.full(40_000, 2.0), rng.standard_normal(40_000), eta, t)
+    assert draws.mean() == pytest.approx(0.8, abs=0.005) and draws.var() == pytest.approx(0.1, rel=0.03)
+
+
+def test_mh_accept_decides_by_log_u_below_log_r():
+    """With the uniforms u the key draws known, the decision is log u < log r exactly (so P(accept) = min(1, r));
+    α = min(1, r); NaN and invalid proposals are rejected; the chosen chains are proposed where accepted, else
+    current (every leaf)."""
+    from jebm.samplers import proposal
+
+    key = jax.random.key(5)
+    u = np.asarray(jax.random.uniform(key, (7,), jnp.float32))
+    log_u = np.log(u)
+    log_ratio = jnp.asarray([log_u[0] + 1e-3, log_u[1] - 1e-3, 0.5, np.nan, 10.0, -np.inf, np.log(0.3)], jnp.float32)
+    valid = jnp.array([True, True, True, True, False, True, True])
+    proposed = {"a": jnp.arange(7.0) + 100, "b": jnp.ones((7, 2))}
+    current = {"a": jnp.arange(7.0), "b": jnp.zeros((7, 2))}
+    mh_accept = jax.jit(proposal.mh_accept)  # under jit, as the kernels run it
+    chosen, acceptance, accepted = mh_accept(key, log_ratio, proposed, current, valid)
+    expected = [True, False, True, False, False, False, u[6] < 0.3]
+    np.testing.assert_array_equal(accepted, expected)
+    np.testing.assert_allclose(acceptance, [u[0] * np.exp(1e-3), u[1] * np.exp(-1e-3), 1.0, 0.0, 0.0, 0.0, 0.3],
+                               rtol=1e-5)
+    np.testing.assert_array_equal(chosen["a"], np.where(expected, np.arange(7.0) + 100, np.arange(7.0)))
+    np.testing.assert_array_equal(chosen["b"], np.repeat(np.asarray(expected, np.float32)[:, None], 2, 1))
+    assert bool(mh_accept(key, log_ratio, proposed, current)[2][4])  # without valid, log r = 10 passes
+
+
 # ---------------------------------------------------------------- contract: keys, pytrees, transforms
 
 

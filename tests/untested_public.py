@@ -45,7 +45,6 @@ INDIRECT = {
     "evaluate_user_data": "test_custom_parts (train_and_evaluate(data=...))",
     "evaluate_and_write": "test_train (every train_and_evaluate run)",
     "plot_energy_fit": "test_plots (through plot_toy_fit's panels)",
-    "make_train_data": "test_train (every run builds its data with it)",
 }
 
 
