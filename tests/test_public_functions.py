@@ -333,3 +333,78 @@ def test_read_png_rgb_round_trip(tmp_path):
     rgb = np.asarray(plots.read_png_rgb(tmp_path / "g.png"))
     assert rgb.shape == (3, 4, 3)
     np.testing.assert_allclose(rgb[..., 0], grey, atol=1 / 255 + 1e-6)
+
+
+# ---------------------------------------------------------------- the homes of the loop's former plumbing
+
+
+def test_energy_options_build_the_configs_model_and_check_its_shape():
+    import flax.linen as nn
+
+    from jebm.energies import options
+
+    config = load_config("mnist_convergent", "smoke")
+    assert options.head_options(config.energy) == {"head": "linear", "head_offset": None, "beta_learnable": True}
+    model = options.from_config(config.energy)
+    assert model.backbone.channels == 4 and model.head == "linear"
+    params = model.init(jax.random.key(0), jnp.zeros((1, 28, 28, 1)))
+    options.check_energy_shape(model, params, (28, 28, 1))
+    flat = nn.Dense(3)  # one energy per example is required: (2, 5) -> (2, 3) is refused
+    with pytest.raises(ValueError, match=r"it must return one energy per example, shape \(2,\)"):
+        options.check_energy_shape(flat, flat.init(jax.random.key(0), jnp.zeros((1, 5))), (5,))
+
+
+def test_writable_workdir_creates_the_folder_and_names_an_unwritable_one(tmp_path):
+    from jebm import fileio
+
+    assert fileio.writable_workdir(str(tmp_path / "a" / "b")) == tmp_path / "a" / "b"
+    assert (tmp_path / "a" / "b").is_dir() and not any((tmp_path / "a" / "b").iterdir())
+    (tmp_path / "file").write_text("")
+    with pytest.raises(OSError, match=r"--workdir=.*file/run is not writable"):
+        fileio.writable_workdir(str(tmp_path / "file" / "run"))
+
+
+def test_read_metrics_keeps_the_records_up_to_a_step_and_skips_torn_lines(tmp_path):
+    from jebm import reporting
+
+    path = tmp_path / "metrics.jsonl"
+    path.write_text('{"step": 1, "loss": 0.5}\n{"step": 2}\n{"step": 3, "lo')
+    assert reporting.read_metrics(path) == [{"step": 1, "loss": 0.5}, {"step": 2}]
+    assert reporting.read_metrics(path, 1) == [{"step": 1, "loss": 0.5}]
+    assert reporting.read_metrics(tmp_path / "none.jsonl") == []
+
+
+def test_launch_timeouts_and_compilation_cache(monkeypatch, tmp_path):
+    from types import SimpleNamespace
+
+    from jebm import launch
+
+    flags = SimpleNamespace(initialization_timeout=7, heartbeat_timeout=9)
+    assert launch.timeout_options(flags) == {"initialization_timeout": 7, "heartbeat_timeout_seconds": 9}
+    before = jax.config.jax_compilation_cache_dir
+    try:
+        monkeypatch.setenv("JEBM_COMPILATION_CACHE", str(tmp_path))
+        launch.use_compilation_cache()
+        assert jax.config.jax_compilation_cache_dir == str(tmp_path)
+        monkeypatch.setenv("JEBM_COMPILATION_CACHE", "")  # off: the setting is left alone
+        jax.config.update("jax_compilation_cache_dir", before)
+        launch.use_compilation_cache()
+        assert jax.config.jax_compilation_cache_dir == before
+    finally:
+        jax.config.update("jax_compilation_cache_dir", before)
+
+
+def test_train_state_shardings_are_none_without_sharding_and_check_sizes():
+    from types import SimpleNamespace
+
+    from jebm import sharding
+
+    config = load_config("gmm_sgld", "smoke")
+    state = SimpleNamespace(bank=None)
+    assert sharding.train_state_shardings(config, 16, state) is None
+    config.sharding.enabled = True
+    n = jax.device_count()
+    if n > 1:
+        config.training.batch_size = n + 1
+        with pytest.raises(ValueError, match="training.batch_size"):
+            sharding.train_state_shardings(config, 16, state)

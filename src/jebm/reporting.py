@@ -26,17 +26,7 @@ from jebm import fileio
 
 def read_metrics(path: str | Path, up_to_step: int | None = None) -> list[dict]:
     """The records of a ``metrics.jsonl`` (all, or those up to ``up_to_step``); lines torn by a kill are skipped."""
-    path = Path(path)
-    records = []
-    if path.exists():
-        for line in path.read_text().splitlines():
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                continue  # a line torn by a kill
-            if up_to_step is None or record.get("step", 0) <= up_to_step:
-                records.append(record)
-    return records
+    return [r for r in fileio.read_jsonl(path) if up_to_step is None or r.get("step", 0) <= up_to_step]
 
 
 class MetricsLog:
