@@ -297,7 +297,7 @@ def test_stall_report_known_values():
     [
         (
             {"name": "resnet"},
-            "energy.name='resnet' is not one of ['custom_cnn', 'lenet', 'mlp', 'toy_mlp']",
+            "energy.name='resnet' is not one of ['custom_cnn', 'lenet', 'mlp', 'nonlocal_cnn', 'toy_mlp']",
         ),
         (
             {"name": "mlp", "head": "cubic"},
@@ -392,3 +392,43 @@ def test_spectral_norm_cnn_keeps_parameter_names_and_bounds_each_layer():
     np.testing.assert_allclose(normed.apply(zero_bias, x), normed.apply(scaled, x), rtol=1e-4, atol=1e-6)
     for name in ("lenet",):
         assert make_energy(name, spectral_norm=3).init(jax.random.key(0), x)
+
+
+def test_nonlocal_block_against_numpy_and_the_networks_size():
+    """NonLocalBlock = x + softmax(θ φᵀ) g W_out, with φ, g max-pooled by 2 (Wang et al.), recomputed in NumPy;
+    it starts as the identity (W_out = 0), and NonlocalCNN(32) on 28x28 has the parameters counted by hand."""
+    from jebm.energies.networks import NonLocalBlock, NonlocalCNN
+
+    x = jax.random.normal(jax.random.key(0), (2, 4, 6, 4))
+    block = NonLocalBlock()
+    params = block.init(jax.random.key(1), x)
+    np.testing.assert_array_equal(block.apply(params, x), x)  # zero W_out: the identity
+    params = jax.tree_util.tree_map(lambda p: jax.random.normal(jax.random.key(2), p.shape), params)
+    p = jax.tree_util.tree_map(np.asarray, params["params"])
+    xn = np.asarray(x, np.float64)
+
+    def dense(name, v):
+        return v @ p[name]["kernel"] + p[name]["bias"]
+
+    def pool(v):  # 2x2 max-pool, stride 2
+        n, h, w, k = v.shape
+        return v.reshape(n, h // 2, 2, w // 2, 2, k).max(axis=(2, 4))
+
+    theta = dense("theta", xn).reshape(2, 24, 2)
+    phi, g = pool(dense("phi", xn)).reshape(2, 6, 2), pool(dense("g", xn)).reshape(2, 6, 2)
+    logits = np.einsum("npk,nqk->npq", theta, phi)
+    attention = np.exp(logits - logits.max(-1, keepdims=True))
+    attention /= attention.sum(-1, keepdims=True)
+    expected = xn + dense("out", np.einsum("npq,nqk->npk", attention, g).reshape(2, 4, 6, 2))
+    np.testing.assert_allclose(block.apply(params, x), expected, rtol=1e-4, atol=1e-4)
+
+    net = NonlocalCNN(channels=32)
+    shapes = jax.eval_shape(net.init, jax.random.key(0), jnp.zeros((1, 28, 28, 1)))
+    # conv1 1·9·32+32, block(32) 3·(32·16+16)+16·32+32, conv2 32·9·64+64, block(64) 3·(64·32+32)+32·64+64,
+    # conv3 64·9·128+128, fc1 (128·3·3)·256+256, fc2 256+1
+    assert sum(math.prod(s.shape) for s in jax.tree_util.tree_leaves(shapes)) == 398_577
+    f = NonlocalCNN(channels=4, conv_impl="im2col")
+    x28 = jax.random.uniform(jax.random.key(3), (3, 28, 28))
+    pf = f.init(jax.random.key(4), x28)
+    assert f.apply(pf, x28).shape == (3,)
+    np.testing.assert_allclose(f.apply(pf, x28), NonlocalCNN(channels=4, conv_impl="xla").apply(pf, x28), rtol=1e-4, atol=1e-5)

@@ -205,7 +205,7 @@ def test_effective_mass_and_noise_init():
     assert x.mean() == pytest.approx(-1.0, abs=0.02) and x.std() == pytest.approx(0.5, rel=0.03)
 
 
-def test_make_registered_passes_the_config_fields_the_constructor_takes():
+def test_make_sampler_passes_a_registered_constructor_the_config_fields_it_takes():
     seen = {}
 
     def constructor(energy_fn, step_size, *, temperature=1.0):
@@ -216,11 +216,11 @@ def test_make_registered_passes_the_config_fields_the_constructor_takes():
     try:
         cfg = load_config("gmm_sgld").sampler
         cfg.name, cfg.step_size, cfg.temperature = "jebm_test_sampler", 0.03, 0.7
-        registry.make_registered(cfg, lambda x: jnp.sum(x ** 2, axis=1))
+        factory.make_sampler(cfg, lambda x: jnp.sum(x ** 2, axis=1))
         assert seen == {"step_size": 0.03, "temperature": 0.7}
         cfg.bounds = (-1.0, 1.0)
-        with pytest.raises(ValueError, match="bounds"):
-            registry.make_registered(cfg, lambda x: jnp.sum(x ** 2, axis=1))
+        with pytest.raises(ValueError, match="takes no 'bounds'"):
+            factory.make_sampler(cfg, lambda x: jnp.sum(x ** 2, axis=1))
     finally:
         registry.unregister("jebm_test_sampler")
 
@@ -257,26 +257,33 @@ def test_long_run_lengths():
 
 def test_drift_noise_summary_names_the_regime():
     records = [{"drift_noise_ratio": r} for r in (0.001, 0.002, 0.5)] + [{"loss": 1.0}]
-    summary = train.drift_noise_summary(records, num_steps=10)
+    from jebm.evaluation import diagnostics
+
+    summary = diagnostics.drift_noise_summary(records, num_steps=10)
     assert summary["regime"] == "random_walk" and summary["fraction_below"] == pytest.approx(2 / 3)
     assert summary["median"] == pytest.approx(0.002) and summary["num_steps"] == 10
-    assert train.drift_noise_summary([{"drift_noise_ratio": 50.0}], 5)["regime"] == "gradient_descent"
-    assert train.drift_noise_summary([{"drift_noise_ratio": 1.0}], 5)["regime"] == "balanced"
-    assert train.drift_noise_summary([{"loss": 1.0}], 5) == {}
+    assert diagnostics.drift_noise_summary([{"drift_noise_ratio": 50.0}], 5)["regime"] == "gradient_descent"
+    assert diagnostics.drift_noise_summary([{"drift_noise_ratio": 1.0}], 5)["regime"] == "balanced"
+    assert diagnostics.drift_noise_summary([{"loss": 1.0}], 5) == {}
 
 
 def test_backbone_options_and_describe_energy():
+    from jebm.energies import options
+
     config = load_config("gmm_sgld")
-    assert train.backbone_options(config.energy) == {"param_init": "torch"}
+    assert options.backbone_options(config.energy) == {"param_init": "torch"}
     config.energy.hidden, config.energy.out_init_std = [8, 4], 0.01
-    assert train.backbone_options(config.energy) == {"param_init": "torch", "hidden": (8, 4), "out_init_std": 0.01}
-    assert train.describe_energy(config) == f"{config.energy.name} with head {config.energy.head}"
+    assert options.backbone_options(config.energy) == {"param_init": "torch", "hidden": (8, 4), "out_init_std": 0.01}
+    assert options.describe(config.energy) == f"{config.energy.name} with head {config.energy.head}"
     config.energy.head = "none"
 
     class Mine:
         pass
 
-    assert train.describe_energy(config, Mine()) == "user module Mine"
+    assert options.describe(config.energy, Mine()) == "user module Mine"
+    config.energy.name, config.energy.channels = "nonlocal_cnn", 8
+    config.energy.hidden, config.energy.param_init = None, ""
+    assert options.backbone_options(config.energy) == {"out_init_std": 0.01, "conv_impl": "im2col", "channels": 8}
 
 
 def test_host_local_and_check_divisible():
