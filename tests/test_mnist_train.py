@@ -511,3 +511,20 @@ def test_convergence_watch_measures_distance_and_drift_against_closed_forms(data
     assert float(np.std(noisy - start)) == pytest.approx(0.1, rel=0.05)
     with pytest.raises(ValueError, match="training.convergence_chains"):
         convergence.held_out_start(config, parts, N_TEST + 1, jax.random.key(0))
+
+
+def test_convergence_log_check_writes_the_record_scalars_and_figure(monkeypatch, tmp_path):
+    from types import SimpleNamespace
+
+    from jebm.evaluation import convergence
+
+    rows = [{"start": "noise", "steps": 2, "fid": 5.0, "distance": 0.5}]
+    monkeypatch.setattr(convergence, "watch", lambda config, parts, params, step: rows)
+    calls = []
+    log = SimpleNamespace(records=[], write=lambda r: log.records.append(r),
+                          snapshot=lambda png, scalars, step, **kw: calls.append((png, scalars, step, kw)))
+    assert convergence.log_check(None, None, None, 7, tmp_path, log) == rows
+    assert log.records == [{"step": 7, "convergence": rows}]
+    assert calls == [(tmp_path / "convergence.png", {"noise_2/fid": 5.0, "noise_2/distance": 0.5}, 7,
+                      {"prefix": "convergence", "image": "convergence"})]
+    assert (tmp_path / "convergence.png").stat().st_size > 0

@@ -247,10 +247,7 @@ def train(config, workdir: str | os.PathLike, *, energy=None, data=None) -> tupl
         log.snapshot(*evaluation.write_training_snapshot(config, parts, params, workdir, step), step)
 
     def watch_convergence(step, state, metrics):
-        rows = convergence.watch(config, parts, sharding.host_local(state.eval_params), step)
-        log.write({"step": step, "convergence": rows})
-        log.snapshot(convergence.write_figure(workdir, log.records), convergence.scalars(rows), step,
-                     prefix="convergence", image="convergence")
+        convergence.log_check(config, parts, sharding.host_local(state.eval_params), step, workdir, log)
 
     process_0 = jax.process_index() == 0
     hooks = [Every(tc.log_every, write_metrics, at_end=True), Every(1 if bar is not None else 0, show_progress),

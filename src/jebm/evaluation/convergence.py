@@ -105,6 +105,15 @@ def watch(config, parts, params, step: int) -> list[dict]:
     return rows
 
 
+def log_check(config, parts, params, step: int, workdir: Path, log) -> list[dict]:
+    """:func:`watch` at ``step``, logged: a ``{"step", "convergence"}`` record in ``log`` (``reporting.MetricsLog``),
+    its :func:`scalars` in TensorBoard under ``convergence/`` and :func:`write_figure`'s PNG as the image ``convergence``."""
+    rows = watch(config, parts, params, step)
+    log.write({"step": step, "convergence": rows})
+    log.snapshot(write_figure(workdir, log.records), scalars(rows), step, prefix="convergence", image="convergence")
+    return rows
+
+
 def scalars(rows: list[dict]) -> dict:
     """The rows as flat TensorBoard scalars, e.g. ``noise_2000/fid``."""
     out = {}
