@@ -34,6 +34,12 @@ Presets (comma-separated, applied in order):
              L = 100 instead of 500; 3,000 updates instead of 100,000; a bank of
              8,000 chains (one per training image of the npm fallback).
   box        the chains kept in [−1, 1] (sampler.bounds), e.g. ":cpu,box".
+  old_negatives
+             a bank of 3 batches (300 chains), so that each persistent chain is advanced on
+             a third of the updates: at the end of ":cpu" every negative is ~100,000
+             Langevin steps old, the length of the longest chain the evaluation runs
+             (jebm's :cpu-family runs measured fresh chains to be best near the age of
+             the negatives they were trained against; experiments/results/mnist_long_run.md).
   fashion    the same recipe on Fashion-MNIST (dataset.name = "fashion_mnist").
   smoke      a seconds-long run for tests.
 
@@ -74,6 +80,11 @@ def box(c):
     c.sampler.bounds = (-1.0, 1.0)
 
 
+def old_negatives(c):
+    # Three batches of persistent chains, each advanced every third update on average.
+    c.chain_init.bank_size = 3 * c.training.batch_size
+
+
 def fashion(c):
     c.dataset.name = "fashion_mnist"
 
@@ -89,7 +100,7 @@ def smoke(c):
     c.training.convergence_lengths = (2, 4)
 
 
-PRESETS = {"box": box, "cpu": cpu, "fashion": fashion, "smoke": smoke}
+PRESETS = {"box": box, "cpu": cpu, "fashion": fashion, "old_negatives": old_negatives, "smoke": smoke}
 
 
 def get_config(arg=None):
