@@ -16,6 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jebm import names
 from jebm.data import fashion_mnist, mnist, toy
 
 
@@ -44,6 +45,7 @@ USER_ARRAY = "array"
 
 # name -> factory(dataset_cfg) -> array (n, *example_shape), added by ``register``.
 _REGISTERED: dict[str, Callable[[Any], np.ndarray]] = {}
+_REGISTRY = names.Registry("dataset", _REGISTERED, DATASETS, reserved=(USER_ARRAY,))
 
 
 def is_image_data(name: str) -> bool:
@@ -71,13 +73,7 @@ def register(name: str, factory: Callable[[Any], np.ndarray]) -> None:
       ValueError: for a name that is not a non-empty string or is jebm's own,
         or a factory that is not callable.
     """
-    if not isinstance(name, str) or not name or name == USER_ARRAY:
-        raise ValueError(f"dataset name must be a non-empty string other than {USER_ARRAY!r}, got {name!r}")
-    if name in DATASETS:
-        raise ValueError(f"dataset name {name!r} is jebm's own; choose a name not in {sorted(DATASETS)}")
-    if not callable(factory):
-        raise ValueError(f"factory for dataset {name!r} must be callable, got {factory!r}")
-    _REGISTERED[name] = factory
+    _REGISTRY.register(name, factory)
 
 
 def unregister(name: str) -> None:
@@ -86,9 +82,7 @@ def unregister(name: str) -> None:
     Raises:
       ValueError: if ``name`` was not registered.
     """
-    if name not in _REGISTERED:
-        raise ValueError(f"dataset name {name!r} is not a registered one; registered: {sorted(_REGISTERED)}")
-    del _REGISTERED[name]
+    _REGISTRY.unregister(name)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)

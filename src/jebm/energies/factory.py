@@ -16,6 +16,7 @@ import jax
 import jax.numpy as jnp
 from absl import logging
 
+from jebm import names
 from jebm.energies.heads import HEADS, EnergyModel, quadratic_stall_report
 from jebm.energies.networks import (
     ACTIVATIONS,
@@ -37,6 +38,7 @@ BUILT_IN_NETWORKS = {"custom_cnn": CustomCNN, "lenet": LeNet, "mlp": MLP, "nonlo
 CNN_NETWORKS = ("custom_cnn", "lenet", "nonlocal_cnn")
 # Live: jebm's own backbones and those added by ``register`` (configs choose from it).
 NETWORKS = dict(BUILT_IN_NETWORKS)
+_REGISTRY = names.Registry("energy", NETWORKS, BUILT_IN_NETWORKS)
 
 # ``energy.head="none"``: no head, E = the backbone's output itself.
 NO_HEAD = "none"
@@ -194,13 +196,7 @@ def register(name: str, factory: Callable[..., nn.Module]) -> None:
       ValueError: if ``name`` is not a non-empty string or is one of jebm's
         own, or ``factory`` is not callable.
     """
-    if not isinstance(name, str) or not name:
-        raise ValueError(f"energy name must be a non-empty string, got {name!r}")
-    if name in BUILT_IN_NETWORKS:
-        raise ValueError(f"energy name {name!r} is jebm's own; choose a name not in {sorted(BUILT_IN_NETWORKS)}")
-    if not callable(factory):
-        raise ValueError(f"factory for energy {name!r} must be callable, got {factory!r}")
-    NETWORKS[name] = factory
+    _REGISTRY.register(name, factory)
 
 
 def unregister(name: str) -> None:
@@ -209,10 +205,7 @@ def unregister(name: str) -> None:
     Raises:
       ValueError: if ``name`` was not registered.
     """
-    if name in BUILT_IN_NETWORKS or name not in NETWORKS:
-        raise ValueError(f"energy name {name!r} is not a registered one; registered: "
-                         f"{sorted(set(NETWORKS) - set(BUILT_IN_NETWORKS))}")
-    del NETWORKS[name]
+    _REGISTRY.unregister(name)
 
 
 def _without_built_in_fields(name: str, options: dict) -> dict:

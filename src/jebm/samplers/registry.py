@@ -24,6 +24,7 @@ import functools
 import types
 from typing import Any, Callable
 
+from jebm import names
 from jebm.samplers import base
 from jebm.samplers import mala as mala_module
 from jebm.samplers import sghmc as sghmc_module
@@ -103,7 +104,7 @@ sghmc = SamplerAPI(sghmc_module)
 mala = SamplerAPI(mala_module)
 
 _constructors: dict[str, Constructor] = {"mala": mala, "sghmc": sghmc, "sgld": sgld}
-_OWN = frozenset(_constructors)  # jebm's names, which register/unregister leave alone
+_REGISTRY = names.Registry("sampler", _constructors, _constructors, role="constructor")  # jebm's names stay fixed
 
 NAMES = _constructors.keys()
 """The names a config's ``sampler.name`` may take: jebm's and every registered one (a live view)."""
@@ -138,13 +139,7 @@ def register(name: str, constructor: Constructor) -> None:
       ValueError: if ``name`` is not a non-empty string or is one of jebm's
         own, or ``constructor`` is not callable.
     """
-    if not isinstance(name, str) or not name:
-        raise ValueError(f"sampler name must be a non-empty string, got {name!r}")
-    if name in _OWN:
-        raise ValueError(f"sampler name {name!r} is jebm's own; choose a name not in {sorted(_OWN)}")
-    if not callable(constructor):
-        raise ValueError(f"constructor for sampler {name!r} must be callable, got {constructor!r}")
-    _constructors[name] = constructor
+    _REGISTRY.register(name, constructor)
 
 
 def unregister(name: str) -> None:
@@ -153,10 +148,7 @@ def unregister(name: str) -> None:
     Raises:
       ValueError: if ``name`` was not registered.
     """
-    if name in _OWN or name not in _constructors:
-        registered = sorted(set(_constructors) - _OWN)
-        raise ValueError(f"sampler name {name!r} is not a registered one; registered: {registered}")
-    del _constructors[name]
+    _REGISTRY.unregister(name)
 
 
 def name_of(constructor) -> str:
