@@ -7,6 +7,8 @@ For each ``--run NAME=WORKDIR`` (its newest checkpoint, the parameters its evalu
   (FID and class entropy from jebm's classifier; ``jebm.evaluation.convergence.chain_curve``);
 * ``ais``: AIS from the run's own base (``eval.ais_base``) at ``--temps`` K and 3K temperatures:
   held-out bits/dim at 3K, the ESS as a fraction of the chains, and log Ẑ(3K) − log Ẑ(K);
+* ``ais_cost`` (``--ais-curve``): AIS at each K of the list on its own, with its wall time: how log Ẑ,
+  the ESS and the cost grow with K;
 * ``class_log_mass``: log Ẑ_c from each class's training images alone (``--by-class`` temperatures,
   ``experiments/mnist_likelihood.py``'s ``by_class``);
 * ``energy_gap``: mean energy of U(−1, 1) noise minus that of held-out images, in nats (E/T).
@@ -60,6 +62,19 @@ def ais(restored, temps: int, chains: int) -> dict:
             "wall_s": out["wall_s"], "log_weight_std": out.get("log_weight_std")}
 
 
+def ais_cost(restored, temps: list[int], chains: int) -> list[dict]:
+    """AIS from the run's own base at each K of ``temps``, each on its own, timed."""
+    base, out = restored.config.eval.ais_base, []
+    for k in temps:
+        r = mnist_likelihood.score(restored, base, [k], chains, tilt=restored.config.eval.ais_kde_tilt)
+        out.append({"num_temps": k, "log_z": r["log_z"], "ess_fraction": r["ess"] / chains,
+                    "bits_per_dim": r["bits_per_dim"], "log_weight_std": r.get("log_weight_std"),
+                    "mean_acceptance": r.get("mean_acceptance"), "wall_s": r["wall_s"]})
+        print(f"AIS K={k}: log Z-hat {r['log_z']:.1f}, ESS {r['ess']:.1f}/{chains}, "
+              f"bits/dim {r['bits_per_dim']:.2f}, {r['wall_s']:.0f} s", flush=True)
+    return out
+
+
 def energy_gap(restored, n: int = 500) -> float:
     """Mean E/T of U(−1, 1) noise minus that of held-out images (nats)."""
     from jebm.data import mnist
@@ -104,6 +119,14 @@ def write_outputs(out_dir: Path, payload: dict) -> None:
                 f"{fids[-1] / best:.2f} | {pts[-1]['class_entropy']:.3f} | "
                 f"{_f(a.get('bits_per_dim'), '.2f')} | {_f(a.get('ess_fraction'), '.3f')} | {_f(a.get('log_z_change'), '.1f')} | "
                 f"{_f(r.get('energy_gap'), ',.0f')} | {spread} |")
+    cost = [(r, c) for r in rows for c in r.get("ais_cost") or []]
+    if cost:
+        lines += ["", "AIS against the number of temperatures K (each K its own run; one core):", "",
+                  "| run | K | log Ẑ | ESS | sd(log w) | bits/dim | acceptance | wall (s) |",
+                  "|---|---:|---:|---:|---:|---:|---:|---:|"]
+        lines += [f"| {r['name']} | {c['num_temps']:,} | {c['log_z']:,.1f} | {c['ess_fraction']:.3f} | "
+                  f"{_f(c.get('log_weight_std'), '.1f')} | {c['bits_per_dim']:.2f} | {_f(c.get('mean_acceptance'), '.2f')} | "
+                  f"{c['wall_s']:.0f} |" for r, c in cost]
     lines += ["", *payload.get("findings", []), "", "## Commands", ""]
     lines += [f"    {c}" for c in payload["commands"]]
     lines += ["", payload["environment"], ""]
@@ -124,6 +147,8 @@ def main(argv=None) -> int:
     p.add_argument("--chains", type=int, default=100)
     p.add_argument("--temps", type=int, default=1000, help="K: AIS runs at K and 3K temperatures (0 = no AIS)")
     p.add_argument("--ais-chains", type=int, default=256)
+    p.add_argument("--ais-curve", default="", metavar="K1,K2,...",
+                   help="also AIS at each of these K on its own, timed: how log Ẑ, the ESS and the cost grow with K")
     p.add_argument("--by-class", type=int, default=0, metavar="K", help="class masses with K temperatures (0 = none)")
     p.add_argument("--merge", action="store_true")
     p.add_argument("--out-dir", default=str(_common.RESULTS))
@@ -149,6 +174,8 @@ def main(argv=None) -> int:
         if args.temps:
             row["ais"] = ais(restored, args.temps, args.ais_chains)
             print(f"{name}: AIS {row['ais']}", flush=True)
+        if args.ais_curve:
+            row["ais_cost"] = ais_cost(restored, sorted({int(k) for k in args.ais_curve.split(",")}), args.ais_chains)
         if args.by_class:
             classes = mnist_likelihood.by_class(restored, args.by_class, args.ais_chains)
             row["class_log_mass"] = {str(c["class"]): c["log_z"] for c in classes}

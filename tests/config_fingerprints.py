@@ -36,7 +36,7 @@ USED = {
     "gmm_sgld": ["nopcd,stable,beta", "nopcd,stable,gamma", "quadratic,stable,eq20"],
     "mnist_sgld": ["cpu,smoke,vanilla", "cpu,vanilla,smoke"],
     "mnist_sghmc": ["cpu_lr5e4,smoke"],
-    "mnist_convergent": ["cpu,fashion,smoke", "fashion,cpu"],
+    "mnist_convergent": ["cpu,fashion,smoke", "fashion,cpu", "cpu,box,old_negatives"],
 }
 BAD_VALUES = ("not_a_valid_choice", 1.5, -1, 0, -0.5, 2.0, None, "twelve", True, (0,), (), (None,), (3, 1))
 MULTI = [

@@ -399,6 +399,34 @@ def test_presets(name, presets):
         assert 0.01 <= math.sqrt(2 * langevin_step) <= 0.021  # noise sd in [-1, 1] pixels
 
 
+@pytest.mark.usefixtures("fast_compiles")
+def test_convergent_script_writes_the_issue_schema(default_run, tmp_path):
+    """experiments/convergent.py on a smoke run: the curve from both starts, AIS at K and 3K, the cost curve,
+    class masses, the energy gap, and the markdown/figure, in the schema results/convergent.json promises."""
+    from experiments import convergent
+
+    _, workdir, _ = default_run
+    out = tmp_path / "c"
+    assert convergent.main([f"--run=smoke={workdir}", "--recipe=mnist_sgld:smoke", "--lengths=2,3", "--chains=4",
+                            "--temps=2", "--ais-chains=4", "--ais-curve=2,4", "--by-class=2",
+                            f"--out-dir={out}"]) == 0
+    (row,) = json.loads((out / "convergent.json").read_text())["rows"]
+    assert (row["dataset"], row["recipe"], row["seed"]) == ("mnist", "mnist_sgld:smoke", 0)
+    assert sorted((c["start"], c["steps"]) for c in row["curve"]) == [("data", 2), ("data", 3), ("noise", 2), ("noise", 3)]
+    assert all(c["n"] == 4 and math.isfinite(c["fid"]) and 0 <= c["class_entropy"] <= math.log(10) + 1e-9
+               for c in row["curve"])
+    ais = row["ais"]
+    assert set(ais["log_z"]) == {"2", "6"}  # K and 3K (JSON keys)
+    assert ais["log_z_change"] == pytest.approx(ais["log_z"]["6"] - ais["log_z"]["2"])
+    assert 0 < ais["ess_fraction"] <= 1 and math.isfinite(ais["bits_per_dim"])
+    assert [c["num_temps"] for c in row["ais_cost"]] == [2, 4] and all(c["wall_s"] > 0 for c in row["ais_cost"])
+    assert row["class_log_mass"] and all(math.isfinite(v) for v in row["class_log_mass"].values())
+    assert math.isfinite(row["energy_gap"])
+    md = (out / "convergent.md").read_text()
+    assert "| mnist | mnist_sgld:smoke | 0 |" in md and "AIS against the number of temperatures" in md
+    assert (out / "convergent.png").stat().st_size > 0
+
+
 @pytest.mark.usefixtures("fast_compiles")  # 13 small AIS programs: their compiles are the cost
 def test_mnist_likelihood_script_scores_a_run_from_both_bases(default_run, tmp_path):
     from experiments import mnist_likelihood
