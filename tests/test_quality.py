@@ -350,6 +350,17 @@ def test_cache_key_depends_on_data_and_hparams(data):
         quality.cache_key(data, epoch=3)
 
 
+def test_cache_key_of_a_fixed_data_set_is_pinned():
+    """The key names the cache files, so a change to what it hashes (the architecture string, the
+    payload's fields, the JSON spelling) would retrain every classifier already cached; it must not
+    change unnoticed, e.g. when the classifier code moves between modules."""
+    images = (np.arange(4 * 28 * 28) % 251).astype(np.uint8).reshape(4, 28, 28)
+    data = MnistData(images[:3], np.array([0, 1, 2], np.uint8), images[3:], np.array([3], np.uint8),
+                     source="fixed key test")
+    assert quality.cache_key(data) == "c389d1144f6f0c585641"
+    assert quality.cache_key(data, **HPARAMS) == "1d205385cb00a70296ed"
+
+
 def test_default_cache_dir_follows_env(monkeypatch, tmp_path):
     monkeypatch.setenv("JEBM_DATA_DIR", str(tmp_path))
     assert quality.default_cache_dir() == tmp_path / "classifier"
