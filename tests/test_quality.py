@@ -1,4 +1,9 @@
-"""Tests for jebm.evaluation.quality: FID/KID/entropy/confidence and the cached classifier.
+"""Tests for the classifier behind the sample-quality score and the score itself.
+
+jebm.evaluation.classifier (training, outputs, input scaling), jebm.evaluation.classifier_cache
+(the on-disk cache and its key) and jebm.evaluation.quality (the one-call scores) share one file
+because they share the trained classifier, the slowest fixture (about 20 s): one module-scoped
+training serves all of them. The feature-space statistics are tested in test_features.py.
 
 No real MNIST here: the classifier is trained for a few dozen steps on
 synthetic 28x28 "bar" digits (10 classes: 5 horizontal and 5 vertical bar
@@ -15,7 +20,7 @@ import jax
 import numpy as np
 import pytest
 
-from jebm.evaluation import quality
+from jebm.evaluation import classifier, classifier_cache, quality
 from jebm.data.mnist import MnistData
 
 # Few steps on tiny data: 320 images, batch 32, 3 epochs = 30 steps.
@@ -56,7 +61,7 @@ def data() -> MnistData:
 
 @pytest.fixture(scope="module")
 def trained(data):
-    return quality.train_classifier(data, **HPARAMS)
+    return classifier.train_classifier(data, **HPARAMS)
 
 
 def assert_same_params(a, b):
@@ -75,16 +80,40 @@ def assert_same_params(a, b):
 def test_train_classifier_reaches_high_accuracy(trained):
     params, accuracy = trained
     assert accuracy >= 0.95
-    features, probs = quality.classifier_outputs(params, np.zeros((3, 28, 28, 1), np.float32))
+    features, probs = classifier.classifier_outputs(params, np.zeros((3, 28, 28, 1), np.float32))
     assert features.shape == (3, 128) and probs.shape == (3, 10)
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_init_variables_is_seeded_and_has_the_documented_layers():
+    # conv 3x3 1->16, conv 3x3 16->32, dense 7*7*32->128, dense 128->10 (weights + biases).
+    expected = (9 * 16 + 16) + (9 * 16 * 32 + 32) + (7 * 7 * 32 * 128 + 128) + (128 * 10 + 10)
+    first = classifier.init_variables(0)
+    assert sorted(first["params"]) == ["conv1", "conv2", "features", "logits"]
+    assert sum(np.size(leaf) for leaf in jax.tree.leaves(first)) == expected == 206_922
+    assert_same_params(classifier.init_variables(0), first)
+    assert not np.array_equal(classifier.init_variables(1)["params"]["conv1"]["kernel"],
+                              first["params"]["conv1"]["kernel"])
+
+
+def test_training_hparams_fills_defaults_and_names_bad_fields():
+    assert classifier.training_hparams() == dict(classifier.DEFAULT_HPARAMS)
+    hp = classifier.training_hparams(epochs="2", learning_rate=1, max_steps=None)
+    assert hp == {**classifier.DEFAULT_HPARAMS, "epochs": 2, "learning_rate": 1.0, "max_steps": None}
+    assert isinstance(hp["learning_rate"], float)
+    with pytest.raises(TypeError, match=r"Unknown classifier hyperparameters \['epoch'\]; valid: \['batch_size'"):
+        classifier.training_hparams(epoch=3)
+    with pytest.raises(ValueError, match="must be positive"):
+        classifier.training_hparams(batch_size=0)
+    with pytest.raises(ValueError, match="max_steps must be positive or None"):
+        classifier.training_hparams(max_steps=0)
 
 
 def test_cache_is_used_deterministic_and_recovers_from_corruption(
     data, trained, tmp_path, monkeypatch, caplog
 ):
     params0, accuracy0 = trained
-    params1, accuracy1, info1 = quality.load_or_train_classifier(data, tmp_path, **HPARAMS)
+    params1, accuracy1, info1 = classifier_cache.load_or_train_classifier(data, tmp_path, **HPARAMS)
     assert info1["cached"] is False and info1["cache_problem"] is None
     # A second training run with the same seed is bit-identical.
     assert_same_params(params1, params0)
@@ -95,13 +124,13 @@ def test_cache_is_used_deterministic_and_recovers_from_corruption(
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".part")]
 
     # Second call: loaded from disk; training would fail loudly.
-    original_train = quality.train_classifier
+    original_train = classifier.train_classifier
 
     def no_training(*args, **kwargs):
         raise AssertionError("retrained although the cache is valid")
 
-    monkeypatch.setattr(quality, "train_classifier", no_training)
-    params2, accuracy2, info2 = quality.load_or_train_classifier(data, tmp_path, **HPARAMS)
+    monkeypatch.setattr(classifier, "train_classifier", no_training)
+    params2, accuracy2, info2 = classifier_cache.load_or_train_classifier(data, tmp_path, **HPARAMS)
     assert info2["cached"] is True and info2["key"] == info1["key"]
     assert_same_params(params2, params0)
     assert accuracy2 == accuracy0
@@ -113,26 +142,26 @@ def test_cache_is_used_deterministic_and_recovers_from_corruption(
         calls.append(1)
         return original_train(*args, **kwargs)
 
-    monkeypatch.setattr(quality, "train_classifier", counting_train)
+    monkeypatch.setattr(classifier, "train_classifier", counting_train)
     weights = tmp_path / f"classifier-{info1['key']}.msgpack"
     weights.write_bytes(b"\x00garbage" + weights.read_bytes()[:50])
-    with caplog.at_level(logging.WARNING, logger="jebm.evaluation.quality"):
-        params3, accuracy3, info3 = quality.load_or_train_classifier(data, tmp_path, **HPARAMS)
+    with caplog.at_level(logging.WARNING, logger="jebm.evaluation.classifier_cache"):
+        params3, accuracy3, info3 = classifier_cache.load_or_train_classifier(data, tmp_path, **HPARAMS)
     assert calls == [1]
     assert info3["cached"] is False and info3["cache_problem"]
     assert any("retraining" in r.getMessage() for r in caplog.records)
     assert_same_params(params3, params0)
     assert accuracy3 == accuracy0
 
-    monkeypatch.setattr(quality, "train_classifier", no_training)
-    assert quality.load_or_train_classifier(data, tmp_path, **HPARAMS)[2]["cached"] is True
+    monkeypatch.setattr(classifier, "train_classifier", no_training)
+    assert classifier_cache.load_or_train_classifier(data, tmp_path, **HPARAMS)[2]["cached"] is True
 
 
 @pytest.mark.parametrize("damage", ["flip_weight_byte", "bad_json", "missing_weights"])
 def test_damaged_cache_entry_is_rejected(data, trained, tmp_path, damage, monkeypatch, caplog):
     # Write a valid entry from the fixture's weights without training again.
-    monkeypatch.setattr(quality, "train_classifier", lambda d, **hp: trained)
-    info = quality.load_or_train_classifier(data, tmp_path, **HPARAMS)[2]
+    monkeypatch.setattr(classifier, "train_classifier", lambda d, **hp: trained)
+    info = classifier_cache.load_or_train_classifier(data, tmp_path, **HPARAMS)[2]
     weights = tmp_path / f"classifier-{info['key']}.msgpack"
     meta = tmp_path / f"classifier-{info['key']}.json"
     if damage == "flip_weight_byte":
@@ -144,27 +173,27 @@ def test_damaged_cache_entry_is_rejected(data, trained, tmp_path, damage, monkey
         meta.write_text(meta.read_text()[:20])
     else:
         weights.unlink()
-    with caplog.at_level(logging.WARNING, logger="jebm.evaluation.quality"):
-        _, _, info2 = quality.load_or_train_classifier(data, tmp_path, **HPARAMS)
+    with caplog.at_level(logging.WARNING, logger="jebm.evaluation.classifier_cache"):
+        _, _, info2 = classifier_cache.load_or_train_classifier(data, tmp_path, **HPARAMS)
     assert info2["cached"] is False and info2["cache_problem"]
     assert any(r.levelno == logging.WARNING for r in caplog.records)
 
 
 def test_cache_key_depends_on_data_and_hparams(data):
-    key = quality.cache_key(data, **HPARAMS)
-    assert quality.cache_key(data, **HPARAMS) == key
-    assert quality.cache_key(data, **{**HPARAMS, "seed": 4}) != key
-    assert quality.cache_key(data, **{**HPARAMS, "learning_rate": 1e-3}) != key
+    key = classifier_cache.cache_key(data, **HPARAMS)
+    assert classifier_cache.cache_key(data, **HPARAMS) == key
+    assert classifier_cache.cache_key(data, **{**HPARAMS, "seed": 4}) != key
+    assert classifier_cache.cache_key(data, **{**HPARAMS, "learning_rate": 1e-3}) != key
     labels = data.train_labels.copy()
     labels[0] = (labels[0] + 1) % 10
     changed = MnistData(data.train_images, labels, data.test_images, data.test_labels, data.source)
-    assert quality.cache_key(changed, **HPARAMS) != key
+    assert classifier_cache.cache_key(changed, **HPARAMS) != key
     renamed = MnistData(
         data.train_images, data.train_labels, data.test_images, data.test_labels, "other"
     )
-    assert quality.cache_key(renamed, **HPARAMS) != key
+    assert classifier_cache.cache_key(renamed, **HPARAMS) != key
     with pytest.raises(TypeError, match="Unknown classifier hyperparameters"):
-        quality.cache_key(data, epoch=3)
+        classifier_cache.cache_key(data, epoch=3)
 
 
 def test_cache_key_of_a_fixed_data_set_is_pinned():
@@ -174,13 +203,13 @@ def test_cache_key_of_a_fixed_data_set_is_pinned():
     images = (np.arange(4 * 28 * 28) % 251).astype(np.uint8).reshape(4, 28, 28)
     data = MnistData(images[:3], np.array([0, 1, 2], np.uint8), images[3:], np.array([3], np.uint8),
                      source="fixed key test")
-    assert quality.cache_key(data) == "c389d1144f6f0c585641"
-    assert quality.cache_key(data, **HPARAMS) == "1d205385cb00a70296ed"
+    assert classifier_cache.cache_key(data) == "c389d1144f6f0c585641"
+    assert classifier_cache.cache_key(data, **HPARAMS) == "1d205385cb00a70296ed"
 
 
 def test_default_cache_dir_follows_env(monkeypatch, tmp_path):
     monkeypatch.setenv("JEBM_DATA_DIR", str(tmp_path))
-    assert quality.default_cache_dir() == tmp_path / "classifier"
+    assert classifier_cache.default_cache_dir() == tmp_path / "classifier"
 
 
 # ---------------------------------------------------------------------------
