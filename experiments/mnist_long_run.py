@@ -89,10 +89,10 @@ def score(config, parts, images, num_reference: int) -> dict | None:
 
 def real_floor(parts, n: int, n_reference: int) -> dict | None:
     """Real test digits scored against other real test digits at the same n."""
-    from jebm.evaluation import quality
+    from jebm.evaluation import classifier_cache, quality
 
     data = parts.data.images
-    params, _, _ = quality.load_or_train_classifier(data)
+    params, _, _ = classifier_cache.load_or_train_classifier(data)
     try:
         return quality.real_data_reference_scores(data.test_images, params, n=n, n_reference=n_reference)
     except ValueError as err:  # too few test digits for two disjoint sets

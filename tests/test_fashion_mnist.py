@@ -19,7 +19,7 @@ from ml_collections import config_dict
 from conftest import load_config
 from jebm import config_lib, config_validation, train
 from jebm.data import fashion_mnist, is_image_data, mnist, pipeline
-from jebm.evaluation import quality
+from jebm.evaluation import classifier, classifier_cache
 from test_mnist_train import write_fake_mnist
 
 N_TRAIN, N_TEST = 48, 40  # write_fake_mnist's counts
@@ -158,7 +158,7 @@ def test_the_quality_classifier_is_never_shared_between_mnist_and_fashion(fake_d
     fashion = fashion_mnist.load_fashion_mnist(fake_dir)
     digits = mnist.MnistData(fashion.train_images, fashion.train_labels, fashion.test_images,
                              fashion.test_labels, source=f"IDX files in {fake_dir}")
-    assert quality.cache_key(fashion) != quality.cache_key(digits)
+    assert classifier_cache.cache_key(fashion) != classifier_cache.cache_key(digits)
 
 
 @pytest.mark.usefixtures("fast_compiles")
@@ -180,8 +180,8 @@ def test_a_fashion_smoke_run_trains_and_scores_against_fashion_images(fake_dir, 
         odds = np.exp(features - features.max(axis=1, keepdims=True))
         return features, odds / odds.sum(axis=1, keepdims=True)
 
-    monkeypatch.setattr(quality, "load_or_train_classifier", fake_classifier)
-    monkeypatch.setattr(quality, "classifier_outputs", fake_outputs)
+    monkeypatch.setattr(classifier_cache, "load_or_train_classifier", fake_classifier)
+    monkeypatch.setattr(classifier, "classifier_outputs", fake_outputs)
     config = load_config("mnist_sgld", "smoke")
     config.dataset.name, config.dataset.data_dir = "fashion_mnist", str(fake_dir)
     config.energy.name, config.energy.hidden = "mlp", (16,)

@@ -53,7 +53,7 @@ def data_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def isolated_cache(tmp_path_factory):
-    """Points $JEBM_DATA_DIR (quality.default_cache_dir's root) at a temporary folder."""
+    """Points $JEBM_DATA_DIR (classifier_cache.default_cache_dir's root) at a temporary folder."""
     with pytest.MonkeyPatch.context() as mp:
         root = tmp_path_factory.mktemp("jebm_data")
         mp.setenv("JEBM_DATA_DIR", str(root))
@@ -98,7 +98,7 @@ def test_training_grids_run_the_chains_as_long_as_the_evaluation(monkeypatch, tm
 def test_energy_by_class_groups_held_out_digits_by_label_and_samples_by_the_classifier(monkeypatch):
     from types import SimpleNamespace
 
-    from jebm.evaluation import quality
+    from jebm.evaluation import classifier, classifier_cache
 
     rng = np.random.default_rng(0)
     test_images = rng.integers(0, 256, size=(30, 28, 28)).astype(np.uint8)
@@ -110,8 +110,8 @@ def test_energy_by_class_groups_held_out_digits_by_label_and_samples_by_the_clas
     config.eval.quality_reference = 25  # digits 0..7 and one 8: class 9 has none
     samples = rng.uniform(-1, 1, size=(12, 28, 28)).astype(np.float32)
     predicted = np.array([0, 0, 0, 1, 1, 5, 5, 5, 5, 9, 9, 3])
-    monkeypatch.setattr(quality, "load_or_train_classifier", lambda data: (None, 1.0, {}))
-    monkeypatch.setattr(quality, "classifier_outputs", lambda params, x: (None, np.eye(10)[predicted]))
+    monkeypatch.setattr(classifier_cache, "load_or_train_classifier", lambda data: (None, 1.0, {}))
+    monkeypatch.setattr(classifier, "classifier_outputs", lambda params, x: (None, np.eye(10)[predicted]))
 
     out = protocol.energy_by_class(config, parts, 2.0, {"samples": samples})
     held_out_energy = 2.0 * (test_images[:25].astype(np.float64) / 127.5 - 1.0).sum(axis=(1, 2))

@@ -16,7 +16,7 @@ from conftest import ROOT, load_config
 from jebm import config_lib, config_validation, losses, optim, sharding, train
 from jebm.data import pipeline
 from jebm.energies import heads, networks
-from jebm.evaluation import likelihood, metrics, plots, protocol, quality
+from jebm.evaluation import classifier, likelihood, metrics, plots, protocol
 from jebm.samplers import base, factory, registry
 
 
@@ -111,13 +111,13 @@ def test_unit_range_maps():
     np.testing.assert_allclose(pipeline.to_unit_range(x, "zero_one"), x)
     assert protocol.data_range("minus_one_one") == (-1.0, 1.0) and protocol.data_range("zero_one") == (0.0, 1.0)
     images = np.array([[[-1.0] * 28] * 28, [[np.nan] + [1.0] * 27] * 28])
-    out, bad = quality.to_unit_interval(images, "minus_one_one")
+    out, bad = classifier.to_unit_interval(images, "minus_one_one")
     assert out.shape == (2, 28, 28, 1) and bad == 1
     assert out[0].max() == 0.0 and out[1, 0, 0, 0] == 0.0 and out[1, 0, 1, 0] == 1.0
-    raw, _ = quality.to_unit_interval(np.full((1, 28, 28), 255, np.uint8), "minus_one_one")
+    raw, _ = classifier.to_unit_interval(np.full((1, 28, 28), 255, np.uint8), "minus_one_one")
     assert raw.max() == 1.0
     with pytest.raises(ValueError, match="Unknown scale 'bad'"):
-        quality.to_unit_interval(images, "bad")
+        classifier.to_unit_interval(images, "bad")
 
 
 def test_head_energies_and_offsets():

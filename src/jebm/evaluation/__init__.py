@@ -3,7 +3,12 @@
 * :mod:`jebm.evaluation.metrics`: the toy's 2D KS statistic, B*, the discretised
   KL and mode fractions.
 * :mod:`jebm.evaluation.quality`: the MNIST sample-quality score (classifier
-  FID/KID, class entropy, confidence).
+  FID/KID, class entropy, confidence) in one call.
+* :mod:`jebm.evaluation.classifier`: the small CNN those scores use, its
+  deterministic training and its input scaling;
+  :mod:`jebm.evaluation.classifier_cache` keeps trained ones on disk.
+* :mod:`jebm.evaluation.features`: FID, KID, class-histogram entropy and mean
+  confidence from features and class probabilities (NumPy, no model).
 * :mod:`jebm.evaluation.likelihood`: log-partition functions and likelihoods
   (exact quadrature in 2D, annealed importance sampling and its reverse).
 * :mod:`jebm.evaluation.diagnostics`: MCMC chain diagnostics (autocorrelation,

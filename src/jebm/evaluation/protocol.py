@@ -367,7 +367,7 @@ def energy_by_class(config, parts, params, samples: dict[str, np.ndarray]) -> di
     test digits; each entry of ``samples`` (name → images in the data's scale)
     is classified by the quality classifier. A class with no image is None.
     """
-    from jebm.evaluation import quality
+    from jebm.evaluation import classifier, classifier_cache
 
     data = parts.data.images
     energy = jax.jit(lambda x: parts.model.apply(params, x))
@@ -377,16 +377,16 @@ def energy_by_class(config, parts, params, samples: dict[str, np.ndarray]) -> di
         return np.concatenate([np.asarray(energy(x[i:i + 250]), np.float64) for i in range(0, len(x), 250)])
 
     def medians(e: np.ndarray, labels: np.ndarray) -> list:
-        return [float(np.median(e[labels == k])) if np.any(labels == k) else None for k in range(quality.NUM_CLASSES)]
+        return [float(np.median(e[labels == k])) if np.any(labels == k) else None for k in range(classifier.NUM_CLASSES)]
 
     held_out = data.test_images[: config.eval.quality_reference]
     e_held_out = energies(mnist.preprocess(held_out, config.dataset.scale))
     out = {"held_out": medians(e_held_out, data.test_labels[: len(held_out)]),
            "held_out_all": float(np.median(e_held_out))}
-    clf_params, _, _ = quality.load_or_train_classifier(data)
+    clf_params, _, _ = classifier_cache.load_or_train_classifier(data)
     for name, images in samples.items():
-        unit, _ = quality.to_unit_interval(images, config.dataset.scale, name)
-        predicted = np.argmax(quality.classifier_outputs(clf_params, unit)[1], axis=1)
+        unit, _ = classifier.to_unit_interval(images, config.dataset.scale, name)
+        predicted = np.argmax(classifier.classifier_outputs(clf_params, unit)[1], axis=1)
         e = energies(images)
         out[name], out[f"{name}_all"] = medians(e, predicted), float(np.median(e))
     out["note"] = "median energy E(x) (nats at T = 1) per class 0..9; samples grouped by the classifier's prediction"
@@ -565,10 +565,10 @@ def evaluate_long_run(config, parts, params, workdir: Path) -> tuple[dict, np.nd
 
 def quality_scores(config, parts, images: np.ndarray) -> dict:
     """The classifier-based sample-quality score of :mod:`jebm.evaluation.quality`."""
-    from jebm.evaluation import quality
+    from jebm.evaluation import classifier_cache, quality
 
     data = parts.data.images
-    clf_params, accuracy, info = quality.load_or_train_classifier(data)
+    clf_params, accuracy, info = classifier_cache.load_or_train_classifier(data)
     reference = data.test_images[: config.eval.quality_reference]
     scores = quality.sample_quality(images, reference, clf_params, scale=config.dataset.scale)
     scores["classifier_test_accuracy"] = float(accuracy)
