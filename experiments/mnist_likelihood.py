@@ -92,7 +92,8 @@ def by_class(restored, temps: int, chains: int) -> list[dict]:
         centres, log_w = protocol.kde_centres(config, energy_fn, class_images)
         t0 = time.time()
         res = likelihood.ais(jax.random.key(config.seed + 0xC1A55 + c), energy_fn, parts.data.example_shape,
-                             num_temps=temps, **protocol.ais_kwargs(config, 1.0, centres, log_w))
+                             num_chains=ec.ais_chains, num_temps=temps,
+                             options=protocol.ais_options(config, 1.0, centres, log_w))
         out.append({"class": c, "log_z": res.log_z, "ess": res.ess, "log_weight_std": float(np.std(res.log_weights)),
                     "centres": int(len(centres)), "median_energy_held_out": float(np.median(test_energy[test_labels == c])),
                     "wall_s": time.time() - t0})

@@ -34,7 +34,7 @@ def test_ais_log_z_std_matches_the_spread_over_independent_runs():
     0.84-1.25 over three seeds)."""
     groups, per_group = 50, 64
     result = likelihood.ais(jax.random.key(0), gaussian_energy, (2,), num_chains=groups * per_group, num_temps=10,
-                            base="uniform", base_scale=3.0, step_size=0.05)
+                            options=likelihood.AISOptions(base="uniform", base_scale=3.0, step_size=0.05))
     log_w = np.asarray(result.log_weights, np.float64).reshape(groups, per_group)
     estimates = scipy.special.logsumexp(log_w, axis=1) - math.log(per_group)
     spread = float(np.std(estimates, ddof=1))

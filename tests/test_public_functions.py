@@ -309,7 +309,7 @@ def test_mesh_shardings_put_the_bank_on_the_data_axis():
     assert all(s.spec == jax.sharding.PartitionSpec() for s in jax.tree_util.tree_leaves(shardings.params))
 
 
-def test_training_images_and_ais_kwargs_read_their_fields():
+def test_training_images_and_ais_options_read_their_fields():
     from jebm import multiseed
     from jebm.data import mnist
 
@@ -321,12 +321,13 @@ def test_training_images_and_ais_kwargs_read_their_fields():
     config.dataset.max_train_images = 0
     assert len(protocol.training_images(config, data)[0]) == 5
     config.eval.ais_base, config.sampler.temperature = "uniform", 0.5
-    kwargs = protocol.ais_kwargs(config, 1.0)
-    assert kwargs["base"] == "uniform" and kwargs["base_scale"] == 1.0 and kwargs["temperature"] == 0.5
-    assert kwargs["num_chains"] == config.eval.ais_chains
+    options = protocol.ais_options(config, 1.0)
+    assert options.base == "uniform" and options.base_scale == 1.0 and options.temperature == 0.5
+    assert options.kernel == "mala" and options.centres is None
     config.eval.ais_base = "box_kde"
-    kwargs = protocol.ais_kwargs(config, 1.0, centres=np.zeros((2, 784)))
-    assert kwargs["base"] == "box_kde" and kwargs["base_scale"] == config.eval.ais_kde_scale and kwargs["box"] == 1.0
+    options = protocol.ais_options(config, 1.0, centres=np.zeros((2, 784)))
+    assert options.base == "box_kde" and options.base_scale == config.eval.ais_kde_scale and options.box == 1.0
+    assert options.centre_margin == config.eval.ais_kde_margin and options.centres.shape == (2, 784)
     params = [{"params": {"energy_head": {"beta": 0.5}}}, {"params": {"energy_head": {"beta": -1.0}}}]
     assert multiseed.head_parameters(params) == {"beta": [0.5, -1.0]}
     assert multiseed.head_parameters([{"params": {}}]) == {}

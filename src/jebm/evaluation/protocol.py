@@ -190,27 +190,28 @@ def _ais_runs(config, energy_fn, example_shape, box: float, rng_key, centres=Non
     a kernel density of ``centres`` in ``atanh`` space (:func:`jebm.evaluation.likelihood.ais`).
     """
     ec = config.eval
-    kwargs = ais_kwargs(config, box, centres, centre_log_weights)
+    options = ais_options(config, box, centres, centre_log_weights)
     rows, result = [], None
     for k in sorted({n for n in ec.ais_curve if n < ec.ais_temps} | {ec.ais_temps}):
-        result = likelihood.ais(jax.random.fold_in(rng_key, k), energy_fn, example_shape, num_temps=k, **kwargs)
+        result = likelihood.ais(jax.random.fold_in(rng_key, k), energy_fn, example_shape, num_chains=ec.ais_chains,
+                                num_temps=k, options=options)
         rows.append({"num_temps": k, "log_z": result.log_z, "log_z_std": result.log_z_std, "ess": result.ess})
     return result, rows
 
 
-def ais_kwargs(config, box: float, centres=None, centre_log_weights=None) -> dict:
-    """:func:`jebm.evaluation.likelihood.ais`'s arguments but the key, energy, shape and K, from ``config.eval``.
+def ais_options(config, box: float, centres=None, centre_log_weights=None) -> likelihood.AISOptions:
+    """:func:`jebm.evaluation.likelihood.ais`'s options from ``config.eval`` and ``config.sampler``.
 
     ``eval.ais_base="uniform"``: the uniform density on ``[−box, box]^d``; ``"box_kde"``:
     the kernel density of ``centres`` (weighted by ``centre_log_weights``, see :func:`kde_centres`).
+    MALA at the sampler's temperature, its ``chunk_size``; the chains' number is ``eval.ais_chains``.
     """
     ec, s = config.eval, config.sampler
-    kwargs = dict(num_chains=ec.ais_chains, base="uniform", base_scale=box, kernel="mala",
-                  temperature=s.temperature, chunk_size=s.get("chunk_size", 0))
+    common = dict(kernel="mala", temperature=s.temperature, chunk_size=s.get("chunk_size", 0))
     if ec.ais_base == "box_kde":
-        kwargs.update(base="box_kde", base_scale=ec.ais_kde_scale, centres=centres, box=box,
-                      centre_margin=ec.ais_kde_margin, centre_log_weights=centre_log_weights)
-    return kwargs
+        return likelihood.AISOptions(base="box_kde", base_scale=ec.ais_kde_scale, centres=centres, box=box,
+                                     centre_margin=ec.ais_kde_margin, centre_log_weights=centre_log_weights, **common)
+    return likelihood.AISOptions(base="uniform", base_scale=box, **common)
 
 
 def training_images(config, images) -> tuple[np.ndarray, np.ndarray]:
@@ -272,9 +273,8 @@ def toy_likelihood(config, parts, params, held_out: np.ndarray, rng_key, lim: fl
         result, rows = _ais_runs(config, energy_fn, (2,), lim, k_fwd)
         exact = likelihood.grid_samples(k_grid, energy_fn, lim=lim, size=2 * ec.likelihood_grid,
                                         num_samples=ec.ais_chains, temperature=T)
-        reverse = likelihood.reverse_ais(k_rev, energy_fn, exact, num_temps=ec.ais_temps, base="uniform",
-                                         base_scale=lim, kernel="mala", temperature=T,
-                                         step_sizes=result.step_sizes)
+        reverse = likelihood.reverse_ais(k_rev, energy_fn, exact, num_temps=ec.ais_temps, options=likelihood.AISOptions(
+            base="uniform", base_scale=lim, kernel="mala", temperature=T, step_sizes=result.step_sizes))
         out["nll_ais"] = mean_energy / T + result.log_z
         lk.update(log_z_ais=result.log_z, log_z_ais_std=result.log_z_std, ais_ess=result.ess,
                   ais_temps=ec.ais_temps, ais_chains=ec.ais_chains, log_z_upper=reverse.log_z,
