@@ -549,7 +549,8 @@ class AISOptions:
     temperature: float = 1.0
     """T > 0 of the target ``exp(-E/T)``."""
     chunk_size: int = 0
-    """> 0: the energy-and-gradient passes run in groups of this many chains (:func:`jebm.samplers.base.chunked`)."""
+    """> 0: the energy-and-gradient passes run in groups of this many chains
+    (:func:`jebm.samplers.base.chunked`)."""
     target_accept: float = 0.6
     """The acceptance in (0, 1) the step-size adaptation aims at."""
     adapt_rate: float = 1.0
@@ -563,7 +564,8 @@ class AISOptions:
     box: float = 1.0
     """``box_kde`` only: the half-width ``b`` of the box ``[−b, b]^d`` the target lives on."""
     centre_margin: float = 1e-3
-    """``box_kde`` only: δ in (0, 1), how far inside the box a point on a face puts its kernel (:func:`box_kde_centres`)."""
+    """``box_kde`` only: δ in (0, 1), how far inside the box a point on a face puts its kernel
+    (:func:`box_kde_centres`)."""
     centre_log_weights: Any = None
     """``box_kde`` only: ``(N,)`` log weights of the centres (None: equal weights)."""
 
@@ -861,7 +863,7 @@ def ais_convergence(
     temps: Sequence[int] = (10, 30, 100, 300, 1000),
     options: AISOptions = AISOptions(),
 ) -> list[dict]:
-    """:func:`ais` with ``num_chains`` chains and ``options`` at each number of temperatures in ``temps`` (fresh key each).
+    """:func:`ais` with ``num_chains`` chains and ``options`` at each K in ``temps`` (a fresh key each).
 
     Returns:
       ``[{"num_temps": K, "log_z": ..., "log_z_std": ..., "ess": ...}, ...]``,
