@@ -2,7 +2,7 @@
 
 Restores each run given by ``--run NAME=WORKDIR`` (its newest checkpoint, the parameters its
 evaluation uses) and estimates ``log Z`` of the model read as a density on [−1, 1]^784 by AIS
-(``jebm.evaluation.protocol.image_likelihood``) from each base in ``--bases``:
+(``jebm.evaluation.evaluators.images.image_likelihood``) from each base in ``--bases``:
 
 * ``uniform``: chains start in uniform noise on the box, MALA proposals outside it are rejected;
 * ``box_kde``: chains run on ``u = atanh(x)`` from a Gaussian kernel density of
@@ -44,7 +44,7 @@ SCAN_TEMPS = 100
 
 def score(restored, base: str, temps: list[int], chains: int, scale=None, margin=None, tilt=0.0) -> dict:
     """``image_likelihood`` of a restored run with AIS at ``max(temps)`` and the smaller K as its curve."""
-    from jebm.evaluation import protocol
+    from jebm.evaluation.evaluators import images as image_evaluator
 
     config = restored.config.copy_and_resolve_references()
     config.eval.ais_base = base
@@ -57,7 +57,7 @@ def score(restored, base: str, temps: list[int], chains: int, scale=None, margin
         config.eval.ais_kde_margin = margin
     config.eval.ais_kde_tilt = tilt
     t0 = time.time()
-    out = protocol.image_likelihood(config, restored.parts, restored.params, jax.random.key(config.seed + 0xA15))
+    out = image_evaluator.image_likelihood(config, restored.parts, restored.params, jax.random.key(config.seed + 0xA15))
     out["wall_s"] = time.time() - t0
     return out
 
@@ -72,7 +72,9 @@ def by_class(restored, temps: int, chains: int) -> list[dict]:
     would reach if its chains mixed between the classes.
     """
     from jebm.data import mnist
-    from jebm.evaluation import likelihood, protocol
+    from jebm.evaluation import likelihood
+    from jebm.evaluation.evaluators import images as image_evaluator
+    from jebm.evaluation.evaluators import likelihood_scores
 
     parts, params = restored.parts, restored.params
     config = restored.config.copy_and_resolve_references()
@@ -80,7 +82,7 @@ def by_class(restored, temps: int, chains: int) -> list[dict]:
     ec = config.eval
     energy_fn = jax.jit(lambda y: parts.model.apply(params, y))
     images = parts.data.images
-    train, labels = protocol.training_images(config, images)
+    train, labels = image_evaluator.training_images(config, images)
     test = mnist.preprocess(images.test_images[: ec.quality_reference], config.dataset.scale)
     test_labels = images.test_labels[: ec.quality_reference]
     test_energy = np.asarray(energy_fn(test), np.float64)
@@ -89,10 +91,11 @@ def by_class(restored, temps: int, chains: int) -> list[dict]:
         class_images = train[labels == c][: ec.ais_kde_centres]
         if not len(class_images):
             continue  # a class the training images lack
-        centres, log_w = protocol.kde_centres(config, energy_fn, class_images)
+        centres, log_w = image_evaluator.kde_centres(config, energy_fn, class_images)
         t0 = time.time()
         res = likelihood.ais(jax.random.key(config.seed + 0xC1A55 + c), energy_fn, parts.data.example_shape,
-                             num_temps=temps, **protocol.ais_kwargs(config, 1.0, centres, log_w))
+                             num_chains=ec.ais_chains, num_temps=temps,
+                             options=likelihood_scores.ais_options(config, 1.0, centres, log_w))
         out.append({"class": c, "log_z": res.log_z, "ess": res.ess, "log_weight_std": float(np.std(res.log_weights)),
                     "centres": int(len(centres)), "median_energy_held_out": float(np.median(test_energy[test_labels == c])),
                     "wall_s": time.time() - t0})
@@ -106,10 +109,10 @@ def independent_pixels(restored, smoothing: float = 0.1) -> dict:
     ``p(y) = Π_j h_j(y_j)`` with ``h_j`` the 256-level histogram of pixel j over the training
     images plus ``smoothing`` counts per level: an exact discrete likelihood, no dequantisation.
     """
-    from jebm.evaluation import protocol
+    from jebm.evaluation.evaluators import images as image_evaluator
 
     config, images = restored.config, restored.parts.data.images
-    train, _ = protocol.training_images(config, images)
+    train, _ = image_evaluator.training_images(config, images)
     train = train.reshape(len(train), -1)
     test = images.test_images[: config.eval.quality_reference].reshape(-1, train.shape[1])
     d = train.shape[1]

@@ -67,14 +67,14 @@ def load_model(workdir: Path, config_spec: str | None):
 
 
 def long_chains(config, parts, params, lengths, num_samples: int, seed: int):
-    """``jebm.evaluation.protocol.long_chains`` seeded by ``seed``, as ``(n, 28, 28)`` images per length.
+    """``jebm.evaluation.chains.long_chains`` seeded by ``seed``, as ``(n, 28, 28)`` images per length.
 
     Returns:
       ``{length: (num_samples, 28, 28) float32 images in the data's scale}`` and
       ``{length: seconds to reach it}``.
     """
     key = jax.random.fold_in(jax.random.PRNGKey(seed), 0x5F1C)
-    snapshots, seconds, _ = evaluation.protocol.long_chains(config, parts, params, lengths, num_samples, key)
+    snapshots, seconds, _ = evaluation.chains.long_chains(config, parts, params, lengths, num_samples, key)
     return {n: x[..., 0].astype(np.float32) for n, x in snapshots.items()}, seconds
 
 

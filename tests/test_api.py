@@ -11,7 +11,7 @@ import pytest
 
 import jebm
 from conftest import ROOT, load_config
-from jebm.evaluation import protocol
+from jebm.evaluation import chains
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +28,7 @@ def test_restore_then_sample_reproduces_the_runs_own_samples(run):
     restored = jebm.restore(workdir)
     assert restored.step == config.training.max_steps
     # evaluate_toy draws samples.npy with the first of four keys split from the evaluation key.
-    key = jax.random.split(protocol._eval_key(config), 4)[0]
+    key = jax.random.split(chains.eval_key(config), 4)[0]
     again = jebm.sample(restored, key, config.eval.num_samples)
     np.testing.assert_array_equal(again, np.load(workdir / "samples.npy"))
 

@@ -160,9 +160,9 @@ def test_user_energy_and_data_train_restore_and_sample(tmp_path, custom_energy):
     restored = jebm.restore(workdir, energy=custom_energy.MoonsEnergy(), data=points)
     assert restored.step == 40
     # jebm.sample with the evaluation's key and length reproduces samples.npy
-    from jebm.evaluation import protocol
+    from jebm.evaluation import chains
 
-    again = jebm.sample(restored, protocol._eval_key(restored.config), 200)
+    again = jebm.sample(restored, chains.eval_key(restored.config), 200)
     np.testing.assert_allclose(again, np.load(workdir / "samples.npy"), rtol=1e-5, atol=1e-5)
 
     out = tmp_path / "cli.npy"

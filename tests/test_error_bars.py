@@ -16,7 +16,8 @@ import scipy.special
 import scipy.stats
 
 from conftest import load_config
-from jebm.evaluation import likelihood, metrics, protocol
+from jebm.evaluation import likelihood, metrics
+from jebm.evaluation.evaluators import likelihood_scores
 
 SCALE = 0.5  # E(x) = ½‖x‖²/SCALE²: a Gaussian of variance SCALE²·T at temperature T
 
@@ -34,7 +35,7 @@ def test_ais_log_z_std_matches_the_spread_over_independent_runs():
     0.84-1.25 over three seeds)."""
     groups, per_group = 50, 64
     result = likelihood.ais(jax.random.key(0), gaussian_energy, (2,), num_chains=groups * per_group, num_temps=10,
-                            base="uniform", base_scale=3.0, step_size=0.05)
+                            options=likelihood.AISOptions(base="uniform", base_scale=3.0, step_size=0.05))
     log_w = np.asarray(result.log_weights, np.float64).reshape(groups, per_group)
     estimates = scipy.special.logsumexp(log_w, axis=1) - math.log(per_group)
     spread = float(np.std(estimates, ddof=1))
@@ -64,7 +65,7 @@ def test_nll_is_the_mean_energy_over_t_plus_log_z():
 
 
 def test_toy_nll_equals_the_closed_form_on_a_gaussian_energy():
-    """``protocol.toy_likelihood`` on E = ½‖x‖²/s² at T = 0.5 on the box [−2, 2]²: log Z is that of the
+    """``likelihood_scores.toy_likelihood`` on E = ½‖x‖²/s² at T = 0.5 on the box [−2, 2]²: log Z is that of the
     Gaussian N(0, s²T·I) truncated to the box, and the NLL is mean E(held-out)/T + log Z, both written out
     here (quadrature on a 64-cell grid, checked against 128: error < 1e-3)."""
     config = load_config("gmm_sgld", "smoke")
@@ -74,7 +75,7 @@ def test_toy_nll_equals_the_closed_form_on_a_gaussian_energy():
     sd, lim = SCALE * math.sqrt(t), config.eval.likelihood_lim
     held_out = np.asarray(jax.random.normal(jax.random.key(0), (500, 2))) * sd
     held_out[0] = [2.5, 0.0]  # outside the box: not scored
-    out = protocol.toy_likelihood(config, parts, None, held_out, jax.random.key(1))
+    out = likelihood_scores.toy_likelihood(config, parts, None, held_out, jax.random.key(1))
     inside = held_out[1:]
     box_mass_1d = scipy.stats.norm.cdf(lim / sd) - scipy.stats.norm.cdf(-lim / sd)
     log_z = 2 * math.log(math.sqrt(2 * math.pi) * sd * box_mass_1d)

@@ -12,7 +12,7 @@ import pytest
 import jebm
 from conftest import load_config
 from jebm import checkpoint, multiseed, train
-from jebm.evaluation import protocol
+from jebm.evaluation import chains
 from jebm.samplers import factory
 from jebm.samplers.chain import run_chain
 
@@ -142,7 +142,7 @@ def test_evaluation_samples_fresh_chains_not_the_bank(tmp_path):
     state, _ = checkpoint.restore_latest(checkpoint.checkpoint_dir(tmp_path),
                                          train.create_train_state(restored.config, restored.parts))
     assert state.bank is not None
-    k_short = jax.random.split(protocol._eval_key(config), 4)[0]
+    k_short = jax.random.split(chains.eval_key(config), 4)[0]
     steps = config.eval.sampler_steps or config.sampler.num_steps
     samples = np.load(tmp_path / "samples.npy")
     fresh = jebm.sample(restored, k_short, samples.shape[0], num_steps=steps)

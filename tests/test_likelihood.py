@@ -6,6 +6,7 @@ Closed forms used:
   * ``E = ½|x|²`` restricted to ``[-1, 1]^d``: ``Z = (√(2π) erf(1/√2))^d``.
 """
 
+import dataclasses
 import math
 
 import jax
@@ -128,23 +129,23 @@ def test_ais_gaussian(d, num_temps, tol):
 
 def test_ais_temperature():
     energy, a = gaussian(10, seed=1)
-    result = lik.ais(jax.random.key(1), energy, (10,), num_chains=128, num_temps=200, temperature=2.0,
-                     base_scale=2.0)
+    result = lik.ais(jax.random.key(1), energy, (10,), num_chains=128, num_temps=200,
+                     options=lik.AISOptions(temperature=2.0, base_scale=2.0))
     within(result, gaussian_log_z(a, 2.0), 0.05)
 
 
 def test_ais_hmc_kernel():
     energy, a = gaussian(10)
-    result = lik.ais(jax.random.key(2), energy, (10,), num_chains=128, num_temps=100, kernel="hmc",
-                     num_leapfrog=3, transitions=2)
+    result = lik.ais(jax.random.key(2), energy, (10,), num_chains=128, num_temps=100,
+                     options=lik.AISOptions(kernel="hmc", num_leapfrog=3, transitions=2))
     within(result, gaussian_log_z(a), 0.05)
     assert 0.3 < result.acceptance[-20:].mean() < 0.9
 
 
 def test_ais_image_shaped_and_chunked():
     energy, a = gaussian(16, seed=3)
-    result = lik.ais(jax.random.key(3), energy, (4, 4, 1), num_chains=48, num_temps=100, chunk_size=16,
-                     step_size=0.1)
+    result = lik.ais(jax.random.key(3), energy, (4, 4, 1), num_chains=48, num_temps=100,
+                     options=lik.AISOptions(chunk_size=16, step_size=0.1))
     assert result.samples.shape == (48, 4, 4, 1)
     np.testing.assert_allclose(result.step_sizes, 0.1)
     within(result, gaussian_log_z(a), 0.1)
@@ -157,7 +158,8 @@ def test_reverse_ais_upper_bounds_gaussian():
     forward = lik.ais(jax.random.key(4), energy, (d,), num_chains=128, num_temps=30)
     chol = np.linalg.cholesky(np.linalg.inv(a))
     samples = np.random.default_rng(0).normal(size=(128, d)) @ chol.T
-    reverse = lik.reverse_ais(jax.random.key(5), energy, samples, num_temps=30, step_sizes=forward.step_sizes)
+    reverse = lik.reverse_ais(jax.random.key(5), energy, samples, num_temps=30,
+                              options=lik.AISOptions(step_sizes=forward.step_sizes))
     bounds = lik.sandwich(forward, reverse)
     assert reverse.direction == "reverse" and reverse.kernel_betas[-1] == 0.0
     # stochastic bounds: lower <= exact <= upper up to noise
@@ -174,11 +176,12 @@ def test_reverse_ais_upper_bounds_gaussian():
 
 def test_mixture_ais_grid_and_reverse_agree():
     exact = -OFFSET
-    forward = lik.ais(jax.random.key(6), mixture_energy, (2,), num_chains=256, num_temps=200, base_scale=3.0)
+    forward = lik.ais(jax.random.key(6), mixture_energy, (2,), num_chains=256, num_temps=200,
+                      options=lik.AISOptions(base_scale=3.0))
     within(forward, exact, 0.03)
     samples = lik.grid_samples(jax.random.key(7), mixture_energy, lim=6.0, size=300, num_samples=256)
-    reverse = lik.reverse_ais(jax.random.key(8), mixture_energy, samples, num_temps=200, base_scale=3.0,
-                              step_sizes=forward.step_sizes)
+    reverse = lik.reverse_ais(jax.random.key(8), mixture_energy, samples, num_temps=200,
+                              options=lik.AISOptions(base_scale=3.0, step_sizes=forward.step_sizes))
     within(reverse, exact, 0.03)
     bounds = lik.sandwich(forward, reverse)
     assert abs(bounds["gap"]) < 0.1
@@ -188,7 +191,7 @@ def test_uniform_base_box_restricted_gaussian():
     d = 4
     exact = d * math.log(math.sqrt(2 * math.pi) * scipy.special.erf(1 / math.sqrt(2)))
     energy = lambda x: 0.5 * jnp.sum(x**2, axis=-1)  # noqa: E731
-    result = lik.ais(jax.random.key(9), energy, (d,), num_chains=128, num_temps=100, base="uniform")
+    result = lik.ais(jax.random.key(9), energy, (d,), num_chains=128, num_temps=100, options=lik.AISOptions(base="uniform"))
     within(result, exact, 0.02)
     assert np.all(np.abs(np.asarray(result.samples)) <= 1.0)
     # the box is hit: without it log Z would be (d/2) log 2π, 0.40 nats higher than the box's
@@ -197,20 +200,24 @@ def test_uniform_base_box_restricted_gaussian():
 
 def test_uniform_base_flat_energy_is_exact():
     energy = lambda x: jnp.zeros(x.shape[0])  # noqa: E731
-    result = lik.ais(jax.random.key(10), energy, (3,), num_chains=16, num_temps=10, base="uniform",
-                     base_scale=1.0)
+    result = lik.ais(jax.random.key(10), energy, (3,), num_chains=16, num_temps=10,
+                     options=lik.AISOptions(base="uniform", base_scale=1.0))
     assert result.log_z == pytest.approx(3 * math.log(2.0), abs=1e-5)
     assert result.log_z_std < 1e-5
 
 
 def test_bad_arguments():
     energy, _ = gaussian(2)
+    with pytest.raises(ValueError, match="options must be an AISOptions, got dict"):
+        lik.ais(jax.random.key(0), energy, (2,), num_chains=4, num_temps=2, options={"kernel": "hmc"})
     with pytest.raises(ValueError, match="kernel"):
-        lik.ais(jax.random.key(0), energy, (2,), num_chains=4, num_temps=2, kernel="nuts")
+        lik.ais(jax.random.key(0), energy, (2,), num_chains=4, num_temps=2, options=lik.AISOptions(kernel="nuts"))
     with pytest.raises(ValueError, match="not both"):
-        lik.ais(jax.random.key(0), energy, (2,), num_chains=4, num_temps=2, step_size=0.1, step_sizes=[0.1, 0.1])
+        lik.ais(jax.random.key(0), energy, (2,), num_chains=4, num_temps=2,
+                options=lik.AISOptions(step_size=0.1, step_sizes=[0.1, 0.1]))
     with pytest.raises(ValueError, match="box"):
-        lik.reverse_ais(jax.random.key(0), energy, np.full((4, 2), 3.0), num_temps=2, base="uniform")
+        lik.reverse_ais(jax.random.key(0), energy, np.full((4, 2), 3.0), num_temps=2,
+                        options=lik.AISOptions(base="uniform"))
 
 
 def test_convergence_rows_and_plot(tmp_path):
@@ -247,8 +254,8 @@ def test_box_kde_base_box_restricted_gaussian():
     exact = d * math.log(math.sqrt(2 * math.pi) * scipy.special.erf(1 / math.sqrt(2)))
     energy = lambda x: 0.5 * jnp.sum(x**2, axis=-1)  # noqa: E731
     centres = np.random.default_rng(0).uniform(-1, 1, size=(64, d))
-    result = lik.ais(jax.random.key(12), energy, (d,), num_chains=128, num_temps=100, base="box_kde",
-                     base_scale=1.0, centres=centres)
+    result = lik.ais(jax.random.key(12), energy, (d,), num_chains=128, num_temps=100,
+                     options=lik.AISOptions(base="box_kde", base_scale=1.0, centres=centres))
     within(result, exact, 0.03)
     assert np.all(np.abs(np.asarray(result.samples)) < 1.0)
 
@@ -259,11 +266,12 @@ def test_box_kde_finds_a_narrow_well_on_the_faces_that_the_uniform_base_misses()
     rng = np.random.default_rng(1)
     # "training data": noisy copies of the well's centre, in the box
     centres = np.clip(PEAK_MEAN + 0.1 * rng.normal(size=(32, d)), -1.0, 1.0)
-    kde = lik.ais(jax.random.key(13), energy, (d,), num_chains=128, num_temps=200, base="box_kde",
-                  base_scale=0.5, centres=centres, centre_margin=0.05)
+    kde = lik.ais(jax.random.key(13), energy, (d,), num_chains=128, num_temps=200,
+                  options=lik.AISOptions(base="box_kde", base_scale=0.5, centres=centres, centre_margin=0.05))
     within(kde, exact, 0.1)
     assert kde.ess > 16
-    uniform = lik.ais(jax.random.key(13), energy, (d,), num_chains=128, num_temps=200, base="uniform")
+    uniform = lik.ais(jax.random.key(13), energy, (d,), num_chains=128, num_temps=200,
+                      options=lik.AISOptions(base="uniform"))
     assert exact - uniform.log_z > 5 * abs(kde.log_z - exact) + 0.5  # the box's faces reject its moves
 
 
@@ -276,8 +284,9 @@ def test_box_kde_reverse_ais_bounds_from_above():
     lo, hi = scipy.special.ndtr((-1 - PEAK_MEAN) / 0.1), scipy.special.ndtr((1 - PEAK_MEAN) / 0.1)
     samples = PEAK_MEAN + 0.1 * scipy.special.ndtri(lo + (hi - lo) * rng.uniform(size=(128, d)))
     samples = np.clip(samples, -1 + 1e-6, 1 - 1e-6)
-    reverse = lik.reverse_ais(jax.random.key(14), energy, samples, num_temps=200, base="box_kde",
-                              base_scale=0.5, centres=centres, centre_margin=0.05)
+    reverse = lik.reverse_ais(jax.random.key(14), energy, samples, num_temps=200,
+                              options=lik.AISOptions(base="box_kde", base_scale=0.5, centres=centres,
+                                                     centre_margin=0.05))
     assert reverse.log_z > exact - 3 * reverse.log_z_std - 0.02
     assert reverse.log_z < exact + 0.5
 
@@ -301,10 +310,11 @@ def test_box_kde_weighted_centres_stay_unbiased_and_cut_the_spread_of_the_weight
 
     rng = np.random.default_rng(3)
     centres = np.clip(np.concatenate([m1 + 0.1 * rng.normal(size=(16, d)), m2 + 0.1 * rng.normal(size=(16, d))]), -1, 1)
-    common = dict(num_chains=128, num_temps=200, base="box_kde", base_scale=0.5, centres=centres, centre_margin=0.05)
-    equal = lik.ais(jax.random.key(15), energy, (d,), **common)
-    tilted = lik.ais(jax.random.key(15), energy, (d,), **common,
-                     centre_log_weights=-np.asarray(energy(jnp.asarray(centres, jnp.float32))))
+    options = lik.AISOptions(base="box_kde", base_scale=0.5, centres=centres, centre_margin=0.05)
+    equal = lik.ais(jax.random.key(15), energy, (d,), num_chains=128, num_temps=200, options=options)
+    tilted = lik.ais(jax.random.key(15), energy, (d,), num_chains=128, num_temps=200,
+                     options=dataclasses.replace(
+                         options, centre_log_weights=-np.asarray(energy(jnp.asarray(centres, jnp.float32)))))
     within(equal, exact, 0.1)
     within(tilted, exact, 0.1)
     # half the equal-weight chains start in the light well, e^-6 down: their weights spread by ~6 nats
@@ -315,20 +325,24 @@ def test_box_kde_weighted_centres_stay_unbiased_and_cut_the_spread_of_the_weight
 def test_box_kde_bad_arguments_name_the_fix():
     energy, _ = box_gaussian(np.zeros(3), 0.5)
     with pytest.raises(ValueError, match="needs centres"):
-        lik.ais(jax.random.key(0), energy, (3,), num_chains=4, num_temps=2, base="box_kde")
+        lik.ais(jax.random.key(0), energy, (3,), num_chains=4, num_temps=2, options=lik.AISOptions(base="box_kde"))
     with pytest.raises(ValueError, match="must lie in the box"):
-        lik.ais(jax.random.key(0), energy, (3,), num_chains=4, num_temps=2, base="box_kde", centres=np.full((2, 3), 1.5))
+        lik.ais(jax.random.key(0), energy, (3,), num_chains=4, num_temps=2,
+                options=lik.AISOptions(base="box_kde", centres=np.full((2, 3), 1.5)))
     with pytest.raises(ValueError, match="centres have 2 values"):
-        lik.ais(jax.random.key(0), energy, (3,), num_chains=4, num_temps=2, base="box_kde", centres=np.zeros((2, 2)))
+        lik.ais(jax.random.key(0), energy, (3,), num_chains=4, num_temps=2,
+                options=lik.AISOptions(base="box_kde", centres=np.zeros((2, 2))))
     with pytest.raises(ValueError, match="for base='box_kde'"):
-        lik.ais(jax.random.key(0), energy, (3,), num_chains=4, num_temps=2, base="uniform", centres=np.zeros((2, 3)))
+        lik.ais(jax.random.key(0), energy, (3,), num_chains=4, num_temps=2,
+                options=lik.AISOptions(base="uniform", centres=np.zeros((2, 3))))
     with pytest.raises(ValueError, match="base"):
-        lik.ais(jax.random.key(0), energy, (3,), num_chains=4, num_temps=2, base="kde")
+        lik.ais(jax.random.key(0), energy, (3,), num_chains=4, num_temps=2, options=lik.AISOptions(base="kde"))
     with pytest.raises(ValueError, match="centre_margin"):
-        lik.ais(jax.random.key(0), energy, (3,), num_chains=4, num_temps=2, base="box_kde", centres=np.zeros((2, 3)),
-                centre_margin=1.0)
+        lik.ais(jax.random.key(0), energy, (3,), num_chains=4, num_temps=2,
+                options=lik.AISOptions(base="box_kde", centres=np.zeros((2, 3)), centre_margin=1.0))
     with pytest.raises(ValueError, match="centre_log_weights must be 2 finite numbers"):
-        lik.ais(jax.random.key(0), energy, (3,), num_chains=4, num_temps=2, base="box_kde", centres=np.zeros((2, 3)),
-                centre_log_weights=[0.0, np.nan])
+        lik.ais(jax.random.key(0), energy, (3,), num_chains=4, num_temps=2,
+                options=lik.AISOptions(base="box_kde", centres=np.zeros((2, 3)), centre_log_weights=[0.0, np.nan]))
     with pytest.raises(ValueError, match="strictly inside"):
-        lik.reverse_ais(jax.random.key(0), energy, np.ones((4, 3)), num_temps=2, base="box_kde", centres=np.zeros((2, 3)))
+        lik.reverse_ais(jax.random.key(0), energy, np.ones((4, 3)), num_temps=2,
+                        options=lik.AISOptions(base="box_kde", centres=np.zeros((2, 3))))

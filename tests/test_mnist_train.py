@@ -18,7 +18,8 @@ import pytest
 
 from conftest import load_config
 from jebm import checkpoint, config_validation, train
-from jebm.evaluation import protocol
+from jebm.evaluation import chains, snapshots
+from jebm.evaluation.evaluators import images as image_evaluator
 from jebm.data import mnist
 
 N_TRAIN, N_TEST = 48, 40
@@ -86,11 +87,11 @@ def test_training_grids_run_the_chains_as_long_as_the_evaluation(monkeypatch, tm
         lengths.append(num_steps)
         return np.zeros((num_samples, 28, 28, 1), np.float32)
 
-    monkeypatch.setattr(protocol, "fresh_samples", fake_fresh_samples)
+    monkeypatch.setattr(chains, "fresh_samples", fake_fresh_samples)
     config.eval.sampler_steps = 3 * config.sampler.num_steps
-    protocol.write_training_grid(config, None, None, tmp_path, 1)
+    snapshots.write_training_grid(config, None, None, tmp_path, 1)
     config.eval.sampler_steps = None
-    protocol.write_training_grid(config, None, None, tmp_path, 2)
+    snapshots.write_training_grid(config, None, None, tmp_path, 2)
     assert lengths == [3 * config.sampler.num_steps, config.sampler.num_steps]
     assert sorted(p.name for p in (tmp_path / "grids").iterdir()) == ["samples_step0000001.png", "samples_step0000002.png"]
 
@@ -113,7 +114,7 @@ def test_energy_by_class_groups_held_out_digits_by_label_and_samples_by_the_clas
     monkeypatch.setattr(classifier_cache, "load_or_train_classifier", lambda data: (None, 1.0, {}))
     monkeypatch.setattr(classifier, "classifier_outputs", lambda params, x: (None, np.eye(10)[predicted]))
 
-    out = protocol.energy_by_class(config, parts, 2.0, {"samples": samples})
+    out = image_evaluator.energy_by_class(config, parts, 2.0, {"samples": samples})
     held_out_energy = 2.0 * (test_images[:25].astype(np.float64) / 127.5 - 1.0).sum(axis=(1, 2))
     for k in range(10):
         expected = held_out_energy[test_labels[:25] == k]

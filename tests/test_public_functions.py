@@ -16,7 +16,9 @@ from conftest import ROOT, load_config
 from jebm import config_lib, config_validation, losses, optim, sharding, train
 from jebm.data import pipeline
 from jebm.energies import heads, networks
-from jebm.evaluation import classifier, likelihood, metrics, plots, protocol
+from jebm.evaluation import chains, classifier, likelihood, metrics, plots, quality
+from jebm.evaluation.evaluators import images as image_evaluator
+from jebm.evaluation.evaluators import likelihood_scores
 from jebm.samplers import base, factory, registry
 
 
@@ -109,7 +111,7 @@ def test_unit_range_maps():
     x = np.array([-1.0, 0.0, 1.0])
     np.testing.assert_allclose(pipeline.to_unit_range(x, "minus_one_one"), [0.0, 0.5, 1.0])
     np.testing.assert_allclose(pipeline.to_unit_range(x, "zero_one"), x)
-    assert protocol.data_range("minus_one_one") == (-1.0, 1.0) and protocol.data_range("zero_one") == (0.0, 1.0)
+    assert image_evaluator.data_range("minus_one_one") == (-1.0, 1.0) and image_evaluator.data_range("zero_one") == (0.0, 1.0)
     images = np.array([[[-1.0] * 28] * 28, [[np.nan] + [1.0] * 27] * 28])
     out, bad = classifier.to_unit_interval(images, "minus_one_one")
     assert out.shape == (2, 28, 28, 1) and bad == 1
@@ -249,7 +251,7 @@ def test_box_kde_centres():
 def test_long_run_lengths():
     config = config_lib.base_config()
     config.eval.long_run_curve, config.eval.long_run_steps = (100, 3000, 300), 1000
-    assert protocol.long_run_lengths(config) == [100, 300, 1000]
+    assert chains.long_run_lengths(config) == [100, 300, 1000]
 
 
 # ---------------------------------------------------------------- training helpers
@@ -309,7 +311,7 @@ def test_mesh_shardings_put_the_bank_on_the_data_axis():
     assert all(s.spec == jax.sharding.PartitionSpec() for s in jax.tree_util.tree_leaves(shardings.params))
 
 
-def test_training_images_and_ais_kwargs_read_their_fields():
+def test_training_images_and_ais_options_read_their_fields():
     from jebm import multiseed
     from jebm.data import mnist
 
@@ -317,16 +319,17 @@ def test_training_images_and_ais_kwargs_read_their_fields():
     data = mnist.MnistData(np.zeros((5, 28, 28), np.uint8), np.arange(5, dtype=np.uint8),
                            np.zeros((1, 28, 28), np.uint8), np.zeros(1, np.uint8), source="test")
     config.dataset.max_train_images = 3
-    assert protocol.training_images(config, data)[1].tolist() == [0, 1, 2]
+    assert image_evaluator.training_images(config, data)[1].tolist() == [0, 1, 2]
     config.dataset.max_train_images = 0
-    assert len(protocol.training_images(config, data)[0]) == 5
+    assert len(image_evaluator.training_images(config, data)[0]) == 5
     config.eval.ais_base, config.sampler.temperature = "uniform", 0.5
-    kwargs = protocol.ais_kwargs(config, 1.0)
-    assert kwargs["base"] == "uniform" and kwargs["base_scale"] == 1.0 and kwargs["temperature"] == 0.5
-    assert kwargs["num_chains"] == config.eval.ais_chains
+    options = likelihood_scores.ais_options(config, 1.0)
+    assert options.base == "uniform" and options.base_scale == 1.0 and options.temperature == 0.5
+    assert options.kernel == "mala" and options.centres is None
     config.eval.ais_base = "box_kde"
-    kwargs = protocol.ais_kwargs(config, 1.0, centres=np.zeros((2, 784)))
-    assert kwargs["base"] == "box_kde" and kwargs["base_scale"] == config.eval.ais_kde_scale and kwargs["box"] == 1.0
+    options = likelihood_scores.ais_options(config, 1.0, centres=np.zeros((2, 784)))
+    assert options.base == "box_kde" and options.base_scale == config.eval.ais_kde_scale and options.box == 1.0
+    assert options.centre_margin == config.eval.ais_kde_margin and options.centres.shape == (2, 784)
     params = [{"params": {"energy_head": {"beta": 0.5}}}, {"params": {"energy_head": {"beta": -1.0}}}]
     assert multiseed.head_parameters(params) == {"beta": [0.5, -1.0]}
     assert multiseed.head_parameters([{"params": {}}]) == {}

@@ -8,7 +8,7 @@ import scipy.stats
 
 from conftest import load_config
 from jebm import config_validation, optim, samplers, train
-from jebm.evaluation import protocol
+from jebm.evaluation.evaluators import images as image_evaluator
 from jebm.samplers import base
 
 BOX = (-1.0, 1.0)
@@ -140,10 +140,10 @@ def test_ema_tracks_the_parameters_and_evaluation_uses_it():
 
 def test_range_report_counts_pixels_outside_before_clipping():
     images = np.array([[[-1.5, 0.0], [1.0, 2.0]]], np.float32)
-    report = protocol.range_report(images, "minus_one_one")
+    report = image_evaluator.range_report(images, "minus_one_one")
     assert report["fraction_outside_range"] == 0.5
     assert (report["pixel_min"], report["pixel_max"]) == (-1.5, 2.0)
-    assert protocol.range_report(np.clip(images, 0, 1), "zero_one")["fraction_outside_range"] == 0.0
+    assert image_evaluator.range_report(np.clip(images, 0, 1), "zero_one")["fraction_outside_range"] == 0.0
 
 
 def test_drift_noise_ratio_is_logged_and_ema_trains_with_the_donating_step(tmp_path):

@@ -16,7 +16,7 @@ from flax import serialization
 import jebm
 from conftest import ROOT, load_config
 from jebm import api, checkpoint, samplers, train
-from jebm.evaluation import protocol
+from jebm.evaluation import chains
 
 CONTRACT = [
     "config.json", "metrics.jsonl", "samples.npy", "samples_long.npy", "energy_grid.npz", "summary.json",
@@ -400,12 +400,12 @@ def test_every_evaluation_path_uses_the_moving_average(smoke_run):
                                        jax.tree_util.tree_leaves(stored["params"]))
     for got, want in zip(_leaves(restored.params), _leaves(ema)):
         np.testing.assert_array_equal(got, want)
-    k_short = jax.random.split(protocol._eval_key(config), 4)[0]
-    n, steps = config.eval.num_samples, protocol.eval_sampler_steps(config)
-    with_ema = protocol.fresh_samples(config, restored.parts, ema, k_short, n, steps)
-    with_raw = protocol.fresh_samples(config, restored.parts, raw, k_short, n, steps)
+    k_short = jax.random.split(chains.eval_key(config), 4)[0]
+    n, steps = config.eval.num_samples, chains.eval_sampler_steps(config)
+    with_ema = chains.fresh_samples(config, restored.parts, ema, k_short, n, steps)
+    with_raw = chains.fresh_samples(config, restored.parts, raw, k_short, n, steps)
     assert not np.array_equal(with_ema, with_raw)
     np.testing.assert_array_equal(np.load(workdir / "samples.npy"), with_ema)
     key = jax.random.key(5)
     np.testing.assert_array_equal(jebm.sample(restored, key, 32, num_steps=5),
-                                  protocol.fresh_samples(config, restored.parts, ema, key, 32, 5))
+                                  chains.fresh_samples(config, restored.parts, ema, key, 32, 5))

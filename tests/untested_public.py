@@ -35,7 +35,6 @@ INDIRECT = {
     "write_tensorboard_summary": "test_train::test_learnable_beta_and_gamma_are_logged_and_reported",
     "write_ais_convergence": "test_train::test_smoke_run_writes_the_workdir_contract (ais_convergence.png)",
     "write_toy_outputs": "test_train::test_smoke_run_writes_the_workdir_contract",
-    "evaluate_images": "test_mnist_train (the MNIST smoke run's evaluation)",
     "image_likelihood": "test_mnist_train (the MNIST smoke run's evaluation)",
     "long_chains": "test_mnist_train and test_train (the long-run diagnostics)",
     "chain_diagnostics": "test_train::test_smoke_run_reports_likelihood_and_chain_diagnostics",
@@ -43,7 +42,6 @@ INDIRECT = {
     "quality_scores": "test_mnist_train (the MNIST smoke run's sample quality)",
     "write_training_snapshot": "test_mnist_train (training.sample_every)",
     "evaluate_user_data": "test_custom_parts (train_and_evaluate(data=...))",
-    "evaluate_and_write": "test_train (every train_and_evaluate run)",
     "plot_energy_fit": "test_plots (through plot_toy_fit's panels)",
 }
 

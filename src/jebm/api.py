@@ -123,7 +123,7 @@ def sample(
       ValueError: for a bad ``num_samples`` / ``num_steps`` or sampler field,
         naming the field and what is allowed.
     """
-    from jebm.evaluation import protocol
+    from jebm.evaluation import chains
 
     for name, value in (("num_samples", num_samples), ("num_steps", num_steps)):
         if value is not None and (not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1):
@@ -138,11 +138,11 @@ def sample(
         for field, value in changes.items():
             config.sampler[field] = value
         config_validation.validate(config)
-    steps = int(num_steps or protocol.eval_sampler_steps(config))
+    steps = int(num_steps or chains.eval_sampler_steps(config))
     if progress is None:
         progress = bool(config.training.progress)
-    return protocol.fresh_samples(config, restored.parts, restored.params, rng_key, int(num_samples), steps,
-                                  progress=bool(progress))
+    return chains.fresh_samples(config, restored.parts, restored.params, rng_key, int(num_samples), steps,
+                                progress=bool(progress))
 
 
 def evaluate_workdir(workdir: str | os.PathLike, config: config_dict.ConfigDict | None = None, *,

@@ -13,23 +13,24 @@
   (exact quadrature in 2D, annealed importance sampling and its reverse).
 * :mod:`jebm.evaluation.diagnostics`: MCMC chain diagnostics (autocorrelation,
   ESS, split-R̂) and the drift-to-noise ratio of a Langevin step.
-* :mod:`jebm.evaluation.protocol`: the evaluation a training run ends with
-  (fresh chains, never the persistent bank) and the files it writes.
+* :mod:`jebm.evaluation.chains`: the fresh chains every evaluation scores
+  (never the persistent bank), long runs and their diagnostics.
+* :mod:`jebm.evaluation.evaluators`: the evaluation a training run ends with,
+  one evaluator per kind of data (the 2D toy, images, a user's data), chosen
+  by name, each with the files it writes.
+* :mod:`jebm.evaluation.snapshots`: the sample grids and 2D fits a run writes
+  while it trains.
+* :mod:`jebm.evaluation.convergence`: the convergence watch of long chains
+  during training.
 * :mod:`jebm.evaluation.plots`: every figure; the only module that imports
   matplotlib.
 
-The protocol's entry points are re-exported here, so
+The entry points are re-exported here, so
 ``jebm.evaluation.evaluate_and_write`` is the run's evaluation.
 """
 
-from jebm.evaluation.protocol import (  # noqa: F401
-    evaluate_and_write,
-    evaluate_images,
-    evaluate_toy,
-    eval_sampler_steps,
-    fresh_samples,
-    quality_scores,
-    write_toy_outputs,
-    write_training_grid,
-    write_training_snapshot,
-)
+from jebm.evaluation.chains import eval_sampler_steps, fresh_samples  # noqa: F401
+from jebm.evaluation.evaluators import evaluate_and_write  # noqa: F401
+from jebm.evaluation.evaluators.images import evaluate_images, quality_scores  # noqa: F401
+from jebm.evaluation.evaluators.toy import evaluate_toy, write_toy_outputs  # noqa: F401
+from jebm.evaluation.snapshots import write_training_grid, write_training_snapshot  # noqa: F401

@@ -29,8 +29,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from jebm.data import mnist
-from jebm.evaluation import plots
-from jebm.evaluation import protocol
+from jebm.evaluation import chains, plots
+from jebm.evaluation.evaluators import images
 
 STARTS = ("noise", "data")
 
@@ -69,7 +69,7 @@ def chain_curve(config, parts, params, lengths, n: int, rng_key, start: str) -> 
         x0 = held_out_start(config, parts, n, k_start)
     else:
         x0 = np.asarray(parts.noise_fn(k_start, n), np.float32)
-    snapshots, seconds, _ = protocol.long_chains(config, parts, params, lengths, n, k_run, start=x0)
+    snapshots, seconds, _ = chains.long_chains(config, parts, params, lengths, n, k_run, start=x0)
     energy = jax.jit(lambda x: parts.model.apply(params, x))
     temperature = float(config.sampler.temperature)
     e0 = np.asarray(energy(jnp.asarray(x0)), np.float64)
@@ -84,7 +84,7 @@ def chain_curve(config, parts, params, lengths, n: int, rng_key, start: str) -> 
                        energy_drift_nats=float(np.mean(e - e0) / temperature),
                        distance=float(np.sqrt(np.mean(np.square(x - x0)))))
             if config.eval.quality and parts.data.images is not None:
-                q = protocol.quality_scores(config, parts, x[..., 0])
+                q = images.quality_scores(config, parts, x[..., 0])
                 row.update(fid=q["fid"], class_entropy=q["class_entropy"], class_histogram=q["class_histogram"])
         rows.append(row)
     return rows
@@ -97,7 +97,7 @@ def watch(config, parts, params, step: int) -> list[dict]:
     check neither reads nor changes the training's randomness.
     """
     tc = config.training
-    key = jax.random.fold_in(jax.random.fold_in(protocol._eval_key(config), 0xC0417), step)
+    key = jax.random.fold_in(jax.random.fold_in(chains.eval_key(config), 0xC0417), step)
     rows = []
     for i, start in enumerate(STARTS):
         rows += chain_curve(config, parts, params, tc.convergence_lengths, tc.convergence_chains,

@@ -49,6 +49,7 @@ trust ``log_z_std`` only when the ESS is a sizeable fraction of the chains.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any, Callable, NamedTuple, Sequence
 
@@ -65,6 +66,7 @@ Array = jax.Array
 EnergyFn = Callable[[Any], Array]
 
 __all__ = [
+    "AISOptions",
     "AISResult",
     "ais",
     "ais_convergence",
@@ -407,13 +409,15 @@ class _Space(NamedTuple):
     from_x: Callable[[Array], Array]
 
 
-def _space(base, base_scale, dim, energy_fn, temperature, centres, box, margin, log_weights=None) -> _Space:
-    """The chains' space for ``base``: x itself, or ``u = atanh(x/b)`` for ``box_kde``.
+def _space(options: AISOptions, dim: int, energy_fn) -> _Space:
+    """The chains' space for ``options.base``: x itself, or ``u = atanh(x/b)`` for ``box_kde``.
 
     For ``box_kde`` the chains run on ``u`` with the energy
     ``E_u(u) = E(b·tanh u) − T log|det ∂x/∂u|``, so that
     ``∫ exp(−E_u/T) du = ∫_box exp(−E/T) dx``: the same ``Z`` as the uniform base's.
     """
+    base, base_scale, temperature, box = options.base, options.base_scale, options.temperature, options.box
+    centres, margin, log_weights = options.centres, options.centre_margin, options.centre_log_weights
     sbase.check_choice("base", base, set(BASES))
     if base != "box_kde":
         if centres is not None or log_weights is not None:
@@ -517,34 +521,87 @@ def bootstrap_log_z_std(log_weights: Any, rng_key: Array, num_resamples: int = 1
     return float(np.std(estimates, ddof=1))
 
 
-def _check_common(kernel, num_temps, transitions, temperature, target_accept, step_size, chunk_size):
-    sbase.check_choice("kernel", kernel, {"mala", "hmc"})
+@dataclasses.dataclass(frozen=True, eq=False)
+class AISOptions:
+    """How :func:`ais` and :func:`reverse_ais` anneal: the base, the MH kernel and its step size.
+
+    One object serves both directions (a forward run's options, with its
+    ``step_sizes``, give the reverse run the same path). The defaults are a
+    Gaussian base ``N(0, I)`` and one MALA step per temperature at ``T = 1``,
+    the step size adapting towards 60% acceptance. The fields are checked when
+    :func:`ais` or :func:`reverse_ais` runs, each error naming its field.
+    """
+
+    base: str = "gaussian"
+    """The normalised base ``q``: ``"gaussian"``, ``"uniform"`` or ``"box_kde"`` (see :func:`ais`)."""
+    base_scale: float = 1.0
+    """The Gaussian's standard deviation, the uniform box's half-width, or the ``box_kde`` bandwidth σ in ``u``."""
+    transitions: int = 1
+    """MH steps at each temperature (>= 1)."""
+    kernel: str = "mala"
+    """The MH kernel: ``"mala"`` or ``"hmc"``."""
+    step_size: float | None = None
+    """One fixed step size ε for every temperature (None: adapt, or ``step_sizes``)."""
+    step_sizes: Any = None
+    """``(K,)`` fixed step sizes, one per temperature, e.g. a previous run's ``AISResult.step_sizes``."""
+    step_size_init: float | None = None
+    """The adapted ε's start (None: ``0.1 base_scale²`` for MALA, ``0.2 base_scale`` for HMC)."""
+    temperature: float = 1.0
+    """T > 0 of the target ``exp(-E/T)``."""
+    chunk_size: int = 0
+    """> 0: the energy-and-gradient passes run in groups of this many chains
+    (:func:`jebm.samplers.base.chunked`)."""
+    target_accept: float = 0.6
+    """The acceptance in (0, 1) the step-size adaptation aims at."""
+    adapt_rate: float = 1.0
+    """The adaptation's gain: ``log ε ← log ε + adapt_rate (ā_k − target_accept)``."""
+    num_leapfrog: int = 5
+    """Leapfrog steps of one HMC proposal."""
+    delta: float = 4.0
+    """The steepness of :func:`sigmoid_schedule`."""
+    centres: Any = None
+    """``box_kde`` only: ``(N, *example_shape)`` points of the box (e.g. training data) the base's kernels sit on."""
+    box: float = 1.0
+    """``box_kde`` only: the half-width ``b`` of the box ``[−b, b]^d`` the target lives on."""
+    centre_margin: float = 1e-3
+    """``box_kde`` only: δ in (0, 1), how far inside the box a point on a face puts its kernel
+    (:func:`box_kde_centres`)."""
+    centre_log_weights: Any = None
+    """``box_kde`` only: ``(N,)`` log weights of the centres (None: equal weights)."""
+
+
+def _check_options(options: AISOptions, num_temps):
+    if not isinstance(options, AISOptions):
+        raise ValueError(f"options must be an AISOptions, got {type(options).__name__}")
+    sbase.check_choice("kernel", options.kernel, {"mala", "hmc"})
     if not isinstance(num_temps, int) or num_temps < 1:
         raise ValueError(f"num_temps must be an int >= 1, got {num_temps!r}")
-    if not isinstance(transitions, int) or transitions < 1:
-        raise ValueError(f"transitions must be an int >= 1, got {transitions!r}")
-    sbase.check_positive("temperature", temperature)
-    if not 0.0 < target_accept < 1.0:
-        raise ValueError(f"target_accept must be in (0, 1), got {target_accept!r}")
-    if step_size is not None:
-        sbase.check_positive("step_size", step_size)
-    if not isinstance(chunk_size, int) or chunk_size < 0:
-        raise ValueError(f"chunk_size must be an int >= 0, got {chunk_size!r}")
+    if not isinstance(options.transitions, int) or options.transitions < 1:
+        raise ValueError(f"transitions must be an int >= 1, got {options.transitions!r}")
+    sbase.check_positive("temperature", options.temperature)
+    if not 0.0 < options.target_accept < 1.0:
+        raise ValueError(f"target_accept must be in (0, 1), got {options.target_accept!r}")
+    if options.step_size is not None:
+        sbase.check_positive("step_size", options.step_size)
+    if not isinstance(options.chunk_size, int) or options.chunk_size < 0:
+        raise ValueError(f"chunk_size must be an int >= 0, got {options.chunk_size!r}")
 
 
-def _run(
-    rng_key, energy_fn, x0, betas_from, betas_to, kernel_betas, fixed_steps, *,
-    path, kernel, transitions, temperature, chunk_size, init_step, target_accept, adapt_rate, num_leapfrog,
-):
+def _run(rng_key, space: _Space, x0, path_betas, fixed_steps, options: AISOptions):
     """The one ``lax.scan`` over annealing steps, shared by forward and reverse AIS.
 
-    Step k (in run order): ``log w += log f_{to}(x) - log f_{from}(x)`` at the
-    current x, then ``transitions`` MH steps leaving ``p_{kernel_beta}``
-    invariant.
+    Step k (in run order) goes from ``from = path_betas[k]`` to ``to = path_betas[k + 1]``:
+    ``log w += log f_{to}(x) - log f_{from}(x)`` at the current x, then
+    ``transitions`` MH steps leaving ``p_{to}`` invariant.
     """
-    fn = sbase.chunked(energy_fn, chunk_size) if chunk_size > 0 else energy_fn
-    step = _build_transition(kernel, path, fn, temperature, num_leapfrog)
+    path, temperature, transitions = space.path, options.temperature, options.transitions
+    target_accept, adapt_rate = options.target_accept, options.adapt_rate
+    init_step = _default_init_step(options)
+    energy_fn = space.energy_fn
+    fn = sbase.chunked(energy_fn, options.chunk_size) if options.chunk_size > 0 else energy_fn
+    step = _build_transition(options.kernel, path, fn, temperature, options.num_leapfrog)
     adapt = fixed_steps is None
+    betas_from, betas_to, kernel_betas = path_betas[:-1], path_betas[1:], path_betas[1:]
 
     def run(key, x0, betas_from, betas_to, kernel_betas, fixed):
         e0, ge0 = sbase.energy_and_grad(fn, x0)
@@ -585,11 +642,25 @@ def _run(
     return x, np.asarray(log_w, np.float64), np.asarray(acc), np.asarray(eps)
 
 
-def _default_init_step(kernel, base_scale, step_size_init):
-    if step_size_init is not None:
-        sbase.check_positive("step_size_init", step_size_init)
-        return float(step_size_init)
-    return 0.1 * base_scale**2 if kernel == "mala" else 0.2 * base_scale
+def _anneal(rng_key, space: _Space, x0, path_betas, fixed_steps, options: AISOptions, direction: str) -> AISResult:
+    """Runs the chains along ``path_betas`` and summarises their weights: the body of both directions.
+
+    Forward, the weights' log mean is ``log Ẑ``; reverse, the weights are ``log w_rev``
+    (``_run`` accumulates ``log f_to − log f_from`` with ``to = β_{k−1}``, ``from = β_k``)
+    and ``log Ẑ = −(log mean w_rev)``; ``mean_log_weight`` takes the same sign.
+    """
+    sign = 1.0 if direction == "forward" else -1.0
+    u, log_w, acc, eps = _run(rng_key, space, x0, path_betas, fixed_steps, options)
+    log_z, std, ess = _summarise(log_w, sign)
+    return AISResult(log_z, std, log_w, ess, len(path_betas) - 1, acc, eps, path_betas[1:], direction,
+                     sign * float(np.mean(log_w)), space.to_x(u))
+
+
+def _default_init_step(options: AISOptions):
+    if options.step_size_init is not None:
+        sbase.check_positive("step_size_init", options.step_size_init)
+        return float(options.step_size_init)
+    return 0.1 * options.base_scale**2 if options.kernel == "mala" else 0.2 * options.base_scale
 
 
 def ais(
@@ -599,23 +670,7 @@ def ais(
     *,
     num_chains: int,
     num_temps: int,
-    base: str = "gaussian",
-    base_scale: float = 1.0,
-    transitions: int = 1,
-    kernel: str = "mala",
-    step_size: float | None = None,
-    step_sizes: Any = None,
-    step_size_init: float | None = None,
-    temperature: float = 1.0,
-    chunk_size: int = 0,
-    target_accept: float = 0.6,
-    adapt_rate: float = 1.0,
-    num_leapfrog: int = 5,
-    delta: float = 4.0,
-    centres: Any = None,
-    box: float = 1.0,
-    centre_margin: float = 1e-3,
-    centre_log_weights: Any = None,
+    options: AISOptions = AISOptions(),
 ) -> AISResult:
     """Annealed importance sampling estimate of ``log Z`` (Neal, "Annealed importance sampling", 2001).
 
@@ -691,30 +746,25 @@ def ais(
       example_shape: shape of one example, e.g. ``(2,)`` or ``(28, 28, 1)``.
       num_chains: n, the number of independent AIS chains.
       num_temps: K, the number of annealing steps.
+      options: the base, kernel and step size (:class:`AISOptions`); the
+        names above (``base``, ``base_scale``, ``step_sizes``, ...) are its fields.
 
     Returns:
       :class:`AISResult` with ``direction="forward"``.
     """
-    _check_common(kernel, num_temps, transitions, temperature, target_accept, step_size, chunk_size)
+    _check_options(options, num_temps)
     example_shape = tuple(int(s) for s in example_shape)
     dim = int(np.prod(example_shape))
-    space = _space(base, base_scale, dim, energy_fn, temperature, centres, box, centre_margin, centre_log_weights)
-    betas = sigmoid_schedule(num_temps, delta)
-    fixed = _fixed_steps(step_size, step_sizes, num_temps)
+    space = _space(options, dim, energy_fn)
+    betas = sigmoid_schedule(num_temps, options.delta)
+    fixed = _fixed_steps(options, num_temps)
     key_init, key_run = jax.random.split(rng_key)
     x0 = space.path.sample_q(key_init, (num_chains, *example_shape))
-    u, log_w, acc, eps = _run(
-        key_run, space.energy_fn, x0, betas[:-1], betas[1:], betas[1:], fixed,
-        path=space.path, kernel=kernel, transitions=transitions, temperature=temperature, chunk_size=chunk_size,
-        init_step=_default_init_step(kernel, base_scale, step_size_init), target_accept=target_accept,
-        adapt_rate=adapt_rate, num_leapfrog=num_leapfrog,
-    )
-    log_z, std, ess = _summarise(log_w, 1.0)
-    x = space.to_x(u)
-    return AISResult(log_z, std, log_w, ess, num_temps, acc, eps, betas[1:], "forward", float(np.mean(log_w)), x)
+    return _anneal(key_run, space, x0, betas, fixed, options, "forward")
 
 
-def _fixed_steps(step_size, step_sizes, num_temps):
+def _fixed_steps(options: AISOptions, num_temps):
+    step_size, step_sizes = options.step_size, options.step_sizes
     if step_size is not None and step_sizes is not None:
         raise ValueError("pass step_size or step_sizes, not both")
     if step_size is not None:
@@ -733,23 +783,7 @@ def reverse_ais(
     samples: Any,
     *,
     num_temps: int,
-    base: str = "gaussian",
-    base_scale: float = 1.0,
-    transitions: int = 1,
-    kernel: str = "mala",
-    step_size: float | None = None,
-    step_sizes: Any = None,
-    step_size_init: float | None = None,
-    temperature: float = 1.0,
-    chunk_size: int = 0,
-    target_accept: float = 0.6,
-    adapt_rate: float = 1.0,
-    num_leapfrog: int = 5,
-    delta: float = 4.0,
-    centres: Any = None,
-    box: float = 1.0,
-    centre_margin: float = 1e-3,
-    centre_log_weights: Any = None,
+    options: AISOptions = AISOptions(),
 ) -> AISResult:
     """Reverse AIS from exact target samples: a stochastic upper bound on ``log Z``.
 
@@ -777,41 +811,31 @@ def reverse_ais(
     β_1..β_K); the transition for ``p_{k-1}`` then uses the forward step size
     of β_{k-1} (β_1's for β_0, whose transition does not affect the weights).
     Otherwise the step size is fixed (``step_size``) or adapts as in
-    :func:`ais`, starting at β_{K-1}. Other arguments as in :func:`ais`.
+    :func:`ais`, starting at β_{K-1}. ``options`` (:class:`AISOptions`) as in :func:`ais`.
 
     Returns:
       :class:`AISResult` with ``direction="reverse"``; ``log_weights`` are the
       ``log w_rev``, ``acceptance``/``step_sizes`` are in run order
       (``kernel_betas`` = β_{K-1}..β_0).
     """
-    _check_common(kernel, num_temps, transitions, temperature, target_accept, step_size, chunk_size)
+    _check_options(options, num_temps)
     samples = jnp.asarray(samples, jnp.float32)
     dim = int(np.prod(samples.shape[1:]))
-    space = _space(base, base_scale, dim, energy_fn, temperature, centres, box, centre_margin, centre_log_weights)
-    path = space.path
+    space = _space(options, dim, energy_fn)
+    path, box = space.path, options.box
     if path.bounds is not None and not bool(jnp.all(sbase.in_bounds(samples, path.bounds))):
-        raise ValueError(f"samples must lie in the base box [-{base_scale}, {base_scale}]^d")
-    if base == "box_kde":
+        raise ValueError(f"samples must lie in the base box [-{options.base_scale}, {options.base_scale}]^d")
+    if options.base == "box_kde":
         if not bool(jnp.all(jnp.abs(samples) < box)):
             raise ValueError(f"samples must lie strictly inside the box (-{box}, {box})^d for base='box_kde'")
         samples = space.from_x(samples)
-    betas = sigmoid_schedule(num_temps, delta)
-    fixed = _fixed_steps(step_size, step_sizes, num_temps)
-    if step_sizes is not None:
+    betas = sigmoid_schedule(num_temps, options.delta)
+    fixed = _fixed_steps(options, num_temps)
+    if options.step_sizes is not None:
         # run step j (k = K - j) transitions for β_{k-1}: forward index k-2 (β_{k-1}), clamped at β_1.
         k = num_temps - np.arange(num_temps)
         fixed = fixed[np.maximum(k - 2, 0)]
-    rev = betas[::-1]
-    u, log_w, acc, eps = _run(
-        rng_key, space.energy_fn, samples, rev[:-1], rev[1:], rev[1:], fixed,
-        path=path, kernel=kernel, transitions=transitions, temperature=temperature, chunk_size=chunk_size,
-        init_step=_default_init_step(kernel, base_scale, step_size_init), target_accept=target_accept,
-        adapt_rate=adapt_rate, num_leapfrog=num_leapfrog,
-    )
-    # _run accumulates log f_to - log f_from with to = β_{k-1}, from = β_k: exactly log w_rev.
-    log_z, std, ess = _summarise(log_w, -1.0)
-    x = space.to_x(u)
-    return AISResult(log_z, std, log_w, ess, num_temps, acc, eps, rev[1:], "reverse", float(-np.mean(log_w)), x)
+    return _anneal(rng_key, space, samples, betas[::-1], fixed, options, "reverse")
 
 
 def sandwich(forward: AISResult, reverse: AISResult) -> dict:
@@ -835,10 +859,11 @@ def ais_convergence(
     energy_fn: EnergyFn,
     example_shape: Sequence[int],
     *,
+    num_chains: int,
     temps: Sequence[int] = (10, 30, 100, 300, 1000),
-    **ais_kwargs,
+    options: AISOptions = AISOptions(),
 ) -> list[dict]:
-    """:func:`ais` at each number of temperatures in ``temps`` (fresh key each).
+    """:func:`ais` with ``num_chains`` chains and ``options`` at each K in ``temps`` (a fresh key each).
 
     Returns:
       ``[{"num_temps": K, "log_z": ..., "log_z_std": ..., "ess": ...}, ...]``,
@@ -846,6 +871,6 @@ def ais_convergence(
     """
     rows = []
     for key, k in zip(jax.random.split(rng_key, len(temps)), temps):
-        result = ais(key, energy_fn, example_shape, num_temps=int(k), **ais_kwargs)
+        result = ais(key, energy_fn, example_shape, num_chains=num_chains, num_temps=int(k), options=options)
         rows.append({"num_temps": int(k), "log_z": result.log_z, "log_z_std": result.log_z_std, "ess": result.ess})
     return rows

@@ -8,6 +8,8 @@
   :func:`discretised_kl`: KL(p_true || p_model) on a dense grid.
 * :func:`mode_fractions` and :func:`mode_coverage`: how samples spread over
   the modes.
+* :func:`fraction_outside`: the share of sample values outside the data's
+  range (any data: images, a user's arrays).
 
 Everything is vectorised NumPy; inputs may be NumPy or jax arrays.
 """
@@ -26,6 +28,7 @@ __all__ = [
     "benchmark_ks",
     "discretised_kl",
     "evaluate_on_grid",
+    "fraction_outside",
     "grid",
     "grid_points",
     "ks2d",
@@ -371,3 +374,15 @@ def mode_coverage(samples: Any, modes: Any, min_fraction: float = 0.01) -> int:
       The number of covered modes, between 0 and ``k``.
     """
     return int(np.count_nonzero(mode_fractions(samples, modes) > min_fraction))
+
+
+def fraction_outside(samples: Any, low: float, high: float) -> dict:
+    """The share of the finite values of ``samples`` outside ``[low, high]``, and that range.
+
+    Returns:
+      ``{"fraction_outside_range": share (NaN when no value is finite), "data_range": [low, high]}``.
+    """
+    x = np.asarray(samples, np.float64)
+    finite = x[np.isfinite(x)]
+    return {"fraction_outside_range": float(np.mean((finite < low) | (finite > high))) if finite.size else float("nan"),
+            "data_range": [low, high]}
