@@ -7,7 +7,7 @@ first on ``PYTHONPATH``, and records per run:
 
 * the SHA-256 of every ``.npy`` output (and of each array in every ``.npz``),
   taken over dtype, shape and the raw bytes;
-* the SHA-256 of ``metrics.jsonl``'s records without their wall times;
+* the SHA-256 of ``metrics.jsonl``'s records without their timings (at any depth);
 * every number of ``summary.json`` except timings, by its ``/``-joined path.
 
 ``--write`` stores them in ``golden_outputs.json`` beside this file; ``--check``
@@ -92,10 +92,19 @@ def fingerprint(workdir: Path) -> dict:
     records = []
     for line in (workdir / "metrics.jsonl").read_text().splitlines():
         record = json.loads(line)
-        records.append({k: v for k, v in record.items() if not _is_timing(k)})
+        records.append(_without_timings(record))
     metrics = hashlib.sha256(json.dumps(records, sort_keys=True).encode()).hexdigest()
     summary = json.loads((workdir / "summary.json").read_text())
     return {"arrays": arrays, "metrics_jsonl": metrics, "summary": summary_numbers(summary)}
+
+
+def _without_timings(tree):
+    """``tree`` with every timing field left out, at any depth (the convergence watch's rows carry ``seconds``)."""
+    if isinstance(tree, dict):
+        return {k: _without_timings(v) for k, v in tree.items() if not _is_timing(k)}
+    if isinstance(tree, list):
+        return [_without_timings(v) for v in tree]
+    return tree
 
 
 def run_smoke(name: str, scratch: Path, mnist_dir: Path) -> dict:
@@ -115,7 +124,7 @@ def run_smoke(name: str, scratch: Path, mnist_dir: Path) -> dict:
 
 
 def run_all(names) -> dict:
-    sys.path.insert(0, str(HERE))
+    sys.path[:0] = [str(HERE), str(ROOT / "src")]  # this checkout's jebm, whatever PYTHONPATH says
     from test_mnist_train import write_fake_mnist  # the tests' fake IDX digits
 
     with tempfile.TemporaryDirectory(prefix="jebm_golden_") as tmp:

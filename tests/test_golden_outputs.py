@@ -27,6 +27,11 @@ def test_summary_numbers_keep_scores_and_drop_timings():
         "long_run/curve/0/steps": 10, "long_run/curve/0/fid": "nan"}
 
 
+def test_metrics_records_lose_their_timings_at_any_depth():
+    record = {"step": 4, "wall_time": 1.0, "convergence": [{"steps": 2, "seconds": 0.5, "fid": 3.0}]}
+    assert golden_outputs._without_timings(record) == {"step": 4, "convergence": [{"steps": 2, "fid": 3.0}]}
+
+
 def test_differences_name_each_changed_missing_and_new_field():
     want = {"run": {"arrays": {"samples.npy": "a"}, "summary": {"ks": 0.25, "kl": 1.0}}}
     got = {"run": {"arrays": {"samples.npy": "b"}, "summary": {"ks": 0.25, "nll": 2.0}}}
