@@ -11,6 +11,8 @@ For each ``--run NAME=WORKDIR`` (its newest checkpoint, the parameters its evalu
   the ESS and the cost grow with K;
 * ``class_log_mass``: log Ẑ_c from each class's training images alone (``--by-class`` temperatures,
   ``experiments/mnist_likelihood.py``'s ``by_class``);
+* ``negatives``: FID and class entropy of ``--chains`` chains of the persistent bank (the training's
+  negatives, as the checkpoint holds them; absent without a bank);
 * ``energy_gap``: mean energy of U(−1, 1) noise minus that of held-out images, in nats (E/T).
 
 Writes ``<out-dir>/convergent.{md,json,png}``; ``--merge`` keeps the rows of runs not named again.
@@ -75,6 +77,24 @@ def ais_cost(restored, temps: list[int], chains: int) -> list[dict]:
     return out
 
 
+def negatives(restored, n: int) -> dict | None:
+    """FID and class entropy of ``n`` chains of the run's persistent bank at the restored step, the negatives
+    its last updates were computed on (None for a run without a bank, or a multi-process checkpoint's shards)."""
+    from flax import serialization
+
+    from jebm import checkpoint
+    from jebm.evaluation.evaluators import images
+
+    path = checkpoint.checkpoint_dir(restored.workdir) / f"ckpt_{restored.step}.msgpack"
+    bank = (serialization.msgpack_restore(path.read_bytes()).get("bank") or {}).get("position")
+    if not isinstance(bank, np.ndarray) or bank.ndim != 4:
+        return None
+    pick = np.sort(np.random.default_rng(restored.config.seed).permutation(len(bank))[:n])
+    q = images.quality_scores(restored.config, restored.parts, bank[pick, ..., 0])
+    return {"n": int(len(pick)), "bank_size": int(len(bank)), "fid": q["fid"], "class_entropy": q["class_entropy"],
+            "class_histogram": q["class_histogram"]}
+
+
 def energy_gap(restored, n: int = 500) -> float:
     """Mean E/T of U(−1, 1) noise minus that of held-out images (nats)."""
     from jebm.data import mnist
@@ -100,8 +120,9 @@ def write_outputs(out_dir: Path, payload: dict) -> None:
     lines = ["# Convergent maximum-likelihood learning: long chains, likelihood, class masses", "",
              "Written by `experiments/convergent.py` from real runs; see the commands at the end.", "",
              "| dataset | recipe | seed | train (min) | start | FID by chain length | best FID | last / best | "
-             "class entropy (last) | bits/dim (AIS, 3K) | ESS | log Ẑ(3K) − log Ẑ(K) | energy gap (nats) | class log-mass spread |",
-             "|---|---|---:|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "class entropy (last) | bits/dim (AIS, 3K) | ESS | log Ẑ(3K) − log Ẑ(K) | energy gap (nats) | class log-mass spread | "
+             "negatives: FID / entropy |",
+             "|---|---|---:|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for r in rows:
         masses = list((r.get("class_log_mass") or {}).values())
         spread = f"{max(masses) - min(masses):,.0f}" if masses else "–"
@@ -118,7 +139,7 @@ def write_outputs(out_dir: Path, payload: dict) -> None:
                 f"{(r.get('train_time_s') or float('nan')) / 60:.0f} | {start} (n = {pts[0]['n']}) | {seq} | {best:.1f} | "
                 f"{fids[-1] / best:.2f} | {pts[-1]['class_entropy']:.3f} | "
                 f"{_f(a.get('bits_per_dim'), '.2f')} | {_f(a.get('ess_fraction'), '.3f')} | {_f(a.get('log_z_change'), '.1f')} | "
-                f"{_f(r.get('energy_gap'), ',.0f')} | {spread} |")
+                f"{_f(r.get('energy_gap'), ',.0f')} | {spread} | {_negatives(r.get('negatives'))} |")
     cost = [(r, c) for r in rows for c in r.get("ais_cost") or []]
     if cost:
         lines += ["", "AIS against the number of temperatures K (each K its own run; one core):", "",
@@ -132,6 +153,10 @@ def write_outputs(out_dir: Path, payload: dict) -> None:
     lines += ["", payload["environment"], ""]
     (out_dir / "convergent.md").write_text("\n".join(lines))
     plots.plot_chain_length_curves(out_dir / "convergent.png", rows)
+
+
+def _negatives(neg) -> str:
+    return "–" if not neg else f"{neg['fid']:.1f} / {neg['class_entropy']:.2f} (n = {neg['n']} of {neg['bank_size']:,})"
 
 
 def _f(v, spec):
@@ -170,7 +195,8 @@ def main(argv=None) -> int:
         t0 = time.time()
         row = {"name": name, "dataset": args.dataset, "recipe": args.recipe or name, "seed": restored.config.seed,
                "workdir": workdir, "step": restored.step, "train_time_s": train_time(Path(workdir)),
-               "curve": curve(restored, lengths, args.chains), "energy_gap": energy_gap(restored)}
+               "curve": curve(restored, lengths, args.chains), "energy_gap": energy_gap(restored),
+               "negatives": negatives(restored, args.chains)}
         if args.temps:
             row["ais"] = ais(restored, args.temps, args.ais_chains)
             print(f"{name}: AIS {row['ais']}", flush=True)

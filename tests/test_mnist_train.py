@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from conftest import load_config
-from jebm import checkpoint, config_validation, train
+from jebm import api, checkpoint, config_validation, train
 from jebm.evaluation import chains, snapshots
 from jebm.evaluation.evaluators import images as image_evaluator
 from jebm.data import mnist
@@ -422,6 +422,7 @@ def test_convergent_script_writes_the_issue_schema(default_run, tmp_path):
     assert 0 < ais["ess_fraction"] <= 1 and math.isfinite(ais["bits_per_dim"])
     assert [c["num_temps"] for c in row["ais_cost"]] == [2, 4] and all(c["wall_s"] > 0 for c in row["ais_cost"])
     assert row["class_log_mass"] and all(math.isfinite(v) for v in row["class_log_mass"].values())
+    assert row["negatives"] is None  # mnist_sgld:smoke has no persistent bank
     assert math.isfinite(row["energy_gap"])
     md = (out / "convergent.md").read_text()
     assert "| mnist | mnist_sgld:smoke | 0 |" in md and "AIS against the number of temperatures" in md
@@ -491,6 +492,11 @@ def test_convergent_smoke_runs_the_convergence_watch(tmp_path, data_dir, isolate
         assert sum(row["class_histogram"]) == 4
     assert (tmp_path / "convergence.png").stat().st_size > 0
     assert config.training.convergence_every == 4 and config.energy.name == "custom_cnn"
+    # experiments/convergent.py scores the persistent bank the last update drew its negatives from
+    from experiments import convergent
+
+    neg = convergent.negatives(api.restore(tmp_path), 6)
+    assert (neg["n"], neg["bank_size"], sum(neg["class_histogram"])) == (6, 64, 6) and math.isfinite(neg["fid"])
 
 
 def test_convergence_write_figure_needs_a_check(tmp_path, monkeypatch):
