@@ -13,7 +13,10 @@ first on ``PYTHONPATH``, and records per run:
 ``--write`` stores them in ``golden_outputs.json`` beside this file; ``--check``
 compares and exits 1 with the differences listed. Numbers are compared
 exactly: XLA's float order depends on the thread count, so run it as the
-golden file was made (all of the machine's cores, no ``taskset``).
+golden file was made (all of the machine's cores, no ``taskset``). The MNIST
+runs' numbers can also differ between machines and between loads of one
+machine; to compare two versions of the code, write a golden file with one
+and check the other right after it, on the same machine.
 
     python tests/golden_outputs.py --check
     python tests/golden_outputs.py --write [--configs gmm_sgld,mnist_sgld]
