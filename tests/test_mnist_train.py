@@ -499,6 +499,16 @@ def test_convergent_smoke_runs_the_convergence_watch(tmp_path, data_dir, isolate
     assert (neg["n"], neg["bank_size"], sum(neg["class_histogram"])) == (6, 64, 6) and math.isfinite(neg["fid"])
 
 
+def test_old_negatives_keeps_three_batches_of_never_redrawn_chains():
+    """mnist_convergent's old_negatives: a bank of 3 batches, so each chain is advanced on a third of the updates
+    (~100,000 Langevin steps by the end of :cpu's 3,000 updates of L = 100)."""
+    config = load_config("mnist_convergent", "cpu,box,old_negatives")
+    config_validation.validate(config)
+    ci, s = config.chain_init, config.sampler
+    assert (ci.persistent, ci.bank_size, ci.reinit_fraction, s.bounds) == (True, 300, 0.0, (-1.0, 1.0))
+    assert config.training.max_steps * s.num_steps * config.training.batch_size / ci.bank_size == 100_000
+
+
 def test_convergence_write_figure_needs_a_check(tmp_path, monkeypatch):
     """convergence.write_figure: None (and no file) without records of the watch; with them, convergence.png
     drawn by plots.plot_convergence from the (step, rows) of those records alone."""
