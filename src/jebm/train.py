@@ -391,11 +391,8 @@ def _evaluate_on_every_process(config, parts: Parts, params, workdir: Path, reco
     """
     if jax.process_index() == 0:
         return evaluation.evaluate_and_write(config, parts, params, workdir, records)
-    import shutil
     import tempfile
 
-    scratch = Path(tempfile.mkdtemp(prefix=f"jebm_eval_process{jax.process_index()}_"))
-    try:
-        return evaluation.evaluate_and_write(config, parts, params, scratch, records)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+    with tempfile.TemporaryDirectory(prefix=f"jebm_eval_process{jax.process_index()}_",
+                                     ignore_cleanup_errors=True) as scratch:
+        return evaluation.evaluate_and_write(config, parts, params, Path(scratch), records)
