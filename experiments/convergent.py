@@ -80,13 +80,11 @@ def ais_cost(restored, temps: list[int], chains: int) -> list[dict]:
 def negatives(restored, n: int) -> dict | None:
     """FID and class entropy of ``n`` chains of the run's persistent bank at the restored step, the negatives
     its last updates were computed on (None for a run without a bank, or a multi-process checkpoint's shards)."""
-    from flax import serialization
-
     from jebm import checkpoint
     from jebm.evaluation.evaluators import images
 
     path = checkpoint.checkpoint_dir(restored.workdir) / f"ckpt_{restored.step}.msgpack"
-    bank = (serialization.msgpack_restore(path.read_bytes()).get("bank") or {}).get("position")
+    bank = (checkpoint.read_raw(path).get("bank") or {}).get("position")
     if not isinstance(bank, np.ndarray) or bank.ndim != 4:
         return None
     pick = np.sort(np.random.default_rng(restored.config.seed).permutation(len(bank))[:n])

@@ -218,7 +218,12 @@ def test_corrupted_checkpoint_file(tmp_path):
     config = _small_config()
     train.train(config, tmp_path)
     latest = tmp_path / "checkpoints" / "ckpt_2.msgpack"
+    raw = checkpoint.read_raw(latest)  # the public raw reader sees the same state restore does
+    restored = checkpoint.restore(latest, train.create_train_state(config, train.build_parts(config)))
+    assert int(raw["step"]) == int(restored.step) == 2
     latest.write_bytes(latest.read_bytes()[: len(latest.read_bytes()) // 3])
+    with pytest.raises(checkpoint.CheckpointError, match=r"ckpt_2.msgpack is unreadable.*delete it"):
+        checkpoint.read_raw(latest)
     with pytest.raises(checkpoint.CheckpointError, match=r"ckpt_2.msgpack is unreadable.*delete it"):
         train.train(config, tmp_path)
 

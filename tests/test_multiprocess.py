@@ -155,7 +155,7 @@ def test_two_processes_with_a_persistent_bank_split_over_them(pcd_runs):
     # Each process kept only its half of the bank (64 chains): 32 rows in each shard file.
     step = checkpoint.available_steps(two / "checkpoints")[-1]
     for i in (0, 1):
-        raw = checkpoint._read(checkpoint.shard_path(two / "checkpoints", step, i, 2))
+        raw = checkpoint.read_raw(checkpoint.shard_path(two / "checkpoints", step, i, 2))
         (piece,) = raw["arrays"]["bank/position"]["shards"].values()
         assert piece["data"].shape == (32, 2) and int(piece["start"][0]) == 32 * i
 

@@ -161,7 +161,7 @@ def restore(path: str | os.PathLike, target, shardings=None, num_processes: int 
         written by another number of processes or devices than required.
     """
     path = Path(path)
-    raw = _read(path)
+    raw = read_raw(path)
     written_by = raw.pop("num_processes", 1) if isinstance(raw, dict) else 1
     devices = raw.pop("num_devices", None) if isinstance(raw, dict) else None
     if num_processes is not None and written_by != num_processes:
@@ -183,7 +183,11 @@ def restore(path: str | os.PathLike, target, shardings=None, num_processes: int 
     return serialization.from_state_dict(target, raw)
 
 
-def _read(path: Path):
+def read_raw(path: str | os.PathLike) -> dict:
+    """The nested dict of host arrays a checkpoint file holds, with no template to check it against: for tools that
+    read one part of a run's state (e.g. the persistent bank). Raises CheckpointError for a file that is not a
+    checkpoint. A multi-process checkpoint holds ``SHARDED`` in place of each split array; see ``shard_path``."""
+    path = Path(path)
     try:
         return serialization.msgpack_restore(path.read_bytes())
     except Exception as err:  # msgpack raises several unrelated types on garbage
@@ -202,7 +206,7 @@ def _load_shards(path: Path, raw: dict, num_processes: int, shardings):
         if not shard_file.is_file():
             raise CheckpointError(f"checkpoint {path} lacks its shard file {shard_file.name}; "
                                   "delete the checkpoint to fall back to an older one")
-        files[p] = _read(shard_file)["arrays"]
+        files[p] = read_raw(shard_file)["arrays"]
     wanted = serialization.to_state_dict(shardings) if shardings is not None else None
 
     def fill(leaf_path, leaf):
