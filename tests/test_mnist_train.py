@@ -509,6 +509,15 @@ def test_old_negatives_keeps_three_batches_of_never_redrawn_chains():
     assert config.training.max_steps * s.num_steps * config.training.batch_size / ci.bank_size == 100_000
 
 
+def test_reinit_redraws_five_percent_of_the_convergent_bank():
+    """mnist_convergent's reinit: the anatomy recipe's bank of 8,000 chains, 5% of each batch re-drawn from noise
+    (the recipe itself re-draws none)."""
+    base, config = load_config("mnist_convergent", "cpu,box"), load_config("mnist_convergent", "cpu,box,reinit")
+    config_validation.validate(config)
+    assert (base.chain_init.reinit_fraction, config.chain_init.reinit_fraction) == (0.0, 0.05)
+    assert config.chain_init.bank_size == base.chain_init.bank_size == 8_000 and config.chain_init.persistent
+
+
 def test_convergence_write_figure_needs_a_check(tmp_path, monkeypatch):
     """convergence.write_figure: None (and no file) without records of the watch; with them, convergence.png
     drawn by plots.plot_convergence from the (step, rows) of those records alone."""
