@@ -43,6 +43,8 @@ Presets (comma-separated, applied in order):
   reinit     5% of the chains each update draws from the bank re-drawn from U(−1, 1) first
              (chain_init.reinit_fraction = 0.05, IGEBM's and JEM's value), so that every update
              also pushes up the energy of states ~L steps from noise; e.g. ":cpu,box,reinit".
+             Measured at ":cpu,box,reinit": chains from noise find digits of every class and then
+             drift to 1s, the short-run regime (experiments/results/convergent.md).
   fashion    the same recipe on Fashion-MNIST (dataset.name = "fashion_mnist").
   smoke      a seconds-long run for tests.
 
