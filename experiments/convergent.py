@@ -12,7 +12,9 @@ For each ``--run NAME=WORKDIR`` (its newest checkpoint, the parameters its evalu
 * ``class_log_mass``: log Ẑ_c from each class's training images alone (``--by-class`` temperatures,
   ``experiments/mnist_likelihood.py``'s ``by_class``);
 * ``negatives``: FID and class entropy of ``--chains`` chains of the persistent bank (the training's
-  negatives, as the checkpoint holds them; absent without a bank);
+  negatives, as the checkpoint holds them; absent without a bank), and with ``--bank-lengths`` the same
+  chains run on under the final model and scored at each length (``continued``): are the negatives states
+  the model's chains stay in?
 * ``energy_gap``: mean energy of U(−1, 1) noise minus that of held-out images, in nats (E/T).
 
 Writes ``<out-dir>/convergent.{md,json,png}``; ``--merge`` keeps the rows of runs not named again.
@@ -77,9 +79,13 @@ def ais_cost(restored, temps: list[int], chains: int) -> list[dict]:
     return out
 
 
-def negatives(restored, n: int) -> dict | None:
+def negatives(restored, n: int, lengths=()) -> dict | None:
     """FID and class entropy of ``n`` chains of the run's persistent bank at the restored step, the negatives
-    its last updates were computed on (None for a run without a bank, or a multi-process checkpoint's shards)."""
+    its last updates were computed on (None for a run without a bank, or a multi-process checkpoint's shards).
+    With ``lengths``, ``continued`` holds one row per length of the same chains run on from the bank with the
+    run's own sampler: ``steps``, ``fid``, ``class_entropy``, ``class_histogram`` and ``distance`` (RMS pixel
+    change since the bank)."""
+    from jebm.evaluation import chains
     from jebm import checkpoint
     from jebm.evaluation.evaluators import images
 
@@ -88,9 +94,23 @@ def negatives(restored, n: int) -> dict | None:
     if not isinstance(bank, np.ndarray) or bank.ndim != 4:
         return None
     pick = np.sort(np.random.default_rng(restored.config.seed).permutation(len(bank))[:n])
-    q = images.quality_scores(restored.config, restored.parts, bank[pick, ..., 0])
-    return {"n": int(len(pick)), "bank_size": int(len(bank)), "fid": q["fid"], "class_entropy": q["class_entropy"],
-            "class_histogram": q["class_histogram"]}
+    x0 = bank[pick].astype(np.float32)
+    q = images.quality_scores(restored.config, restored.parts, x0[..., 0])
+    out = {"n": int(len(pick)), "bank_size": int(len(bank)), "fid": q["fid"], "class_entropy": q["class_entropy"],
+           "class_histogram": q["class_histogram"]}
+    if lengths:
+        lengths = sorted({int(length) for length in lengths})
+        key = jax.random.key(restored.config.seed + 0xBA4C)
+        snapshots, _, _ = chains.long_chains(restored.config, restored.parts, restored.params, lengths, len(pick), key,
+                                             start=x0)
+        out["continued"] = []
+        for length in lengths:
+            x = snapshots[length]
+            q = images.quality_scores(restored.config, restored.parts, x[..., 0])
+            out["continued"].append({"steps": length, "fid": q["fid"], "class_entropy": q["class_entropy"],
+                                     "class_histogram": q["class_histogram"],
+                                     "distance": float(np.sqrt(np.mean(np.square(x - x0))))})
+    return out
 
 
 def energy_gap(restored, n: int = 500) -> float:
@@ -154,7 +174,10 @@ def write_outputs(out_dir: Path, payload: dict) -> None:
 
 
 def _negatives(neg) -> str:
-    return "–" if not neg else f"{neg['fid']:.1f} / {neg['class_entropy']:.2f} (n = {neg['n']} of {neg['bank_size']:,})"
+    if not neg:
+        return "–"
+    on = "".join(f"; {c['steps']:,} steps on: {c['fid']:.1f} / {c['class_entropy']:.2f}" for c in neg.get("continued", ()))
+    return f"{neg['fid']:.1f} / {neg['class_entropy']:.2f} (n = {neg['n']} of {neg['bank_size']:,}{on})"
 
 
 def _f(v, spec):
@@ -173,6 +196,8 @@ def main(argv=None) -> int:
     p.add_argument("--ais-curve", default="", metavar="K1,K2,...",
                    help="also AIS at each of these K on its own, timed: how log Ẑ, the ESS and the cost grow with K")
     p.add_argument("--by-class", type=int, default=0, metavar="K", help="class masses with K temperatures (0 = none)")
+    p.add_argument("--bank-lengths", default="", metavar="L1,L2,...",
+                   help="also run the scored bank chains on for these lengths and score them (negatives.continued)")
     p.add_argument("--merge", action="store_true")
     p.add_argument("--out-dir", default=str(_common.RESULTS))
     args = p.parse_args(argv)
@@ -194,7 +219,8 @@ def main(argv=None) -> int:
         row = {"name": name, "dataset": args.dataset, "recipe": args.recipe or name, "seed": restored.config.seed,
                "workdir": workdir, "step": restored.step, "train_time_s": train_time(Path(workdir)),
                "curve": curve(restored, lengths, args.chains), "energy_gap": energy_gap(restored),
-               "negatives": negatives(restored, args.chains)}
+               "negatives": negatives(restored, args.chains,
+                                       [int(v) for v in args.bank_lengths.split(",") if v])}
         if args.temps:
             row["ais"] = ais(restored, args.temps, args.ais_chains)
             print(f"{name}: AIS {row['ais']}", flush=True)

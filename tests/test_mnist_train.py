@@ -495,8 +495,15 @@ def test_convergent_smoke_runs_the_convergence_watch(tmp_path, data_dir, isolate
     # experiments/convergent.py scores the persistent bank the last update drew its negatives from
     from experiments import convergent
 
-    neg = convergent.negatives(api.restore(tmp_path), 6)
+    restored = api.restore(tmp_path)
+    neg = convergent.negatives(restored, 6, lengths=(3, 2))
     assert (neg["n"], neg["bank_size"], sum(neg["class_histogram"])) == (6, 64, 6) and math.isfinite(neg["fid"])
+    # run on from the bank: the chains move (distance > 0), and the scores are of the moved chains, not the bank
+    assert [c["steps"] for c in neg["continued"]] == [2, 3]
+    assert all(c["distance"] > 0 and sum(c["class_histogram"]) == 6 for c in neg["continued"])
+    assert neg["continued"][0]["distance"] < neg["continued"][1]["distance"]
+    assert neg["continued"][1]["fid"] != neg["fid"] and "3 steps on" in convergent._negatives(neg)
+    assert convergent.negatives(restored, 6)["fid"] == neg["fid"] and "continued" not in convergent.negatives(restored, 6)
 
 
 def test_old_negatives_keeps_three_batches_of_never_redrawn_chains():
