@@ -85,8 +85,8 @@ def negatives(restored, n: int, lengths=()) -> dict | None:
     With ``lengths``, ``continued`` holds one row per length of the same chains run on from the bank with the
     run's own sampler: ``steps``, ``fid``, ``class_entropy``, ``class_histogram`` and ``distance`` (RMS pixel
     change since the bank)."""
-    from jebm.evaluation import chains
     from jebm import checkpoint
+    from jebm.evaluation import chains
     from jebm.evaluation.evaluators import images
 
     path = checkpoint.checkpoint_dir(restored.workdir) / f"ckpt_{restored.step}.msgpack"
