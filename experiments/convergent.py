@@ -86,7 +86,7 @@ def negatives(restored, n: int, lengths=()) -> dict | None:
     run's own sampler: ``steps``, ``fid``, ``class_entropy``, ``class_histogram`` and ``distance`` (RMS pixel
     change since the bank)."""
     from jebm import checkpoint
-    from jebm.evaluation import chains
+    from jebm.evaluation import convergence
     from jebm.evaluation.evaluators import images
 
     path = checkpoint.checkpoint_dir(restored.workdir) / f"ckpt_{restored.step}.msgpack"
@@ -99,17 +99,10 @@ def negatives(restored, n: int, lengths=()) -> dict | None:
     out = {"n": int(len(pick)), "bank_size": int(len(bank)), "fid": q["fid"], "class_entropy": q["class_entropy"],
            "class_histogram": q["class_histogram"]}
     if lengths:
-        lengths = sorted({int(length) for length in lengths})
-        key = jax.random.key(restored.config.seed + 0xBA4C)
-        snapshots, _, _ = chains.long_chains(restored.config, restored.parts, restored.params, lengths, len(pick), key,
-                                             start=x0)
-        out["continued"] = []
-        for length in lengths:
-            x = snapshots[length]
-            q = images.quality_scores(restored.config, restored.parts, x[..., 0])
-            out["continued"].append({"steps": length, "fid": q["fid"], "class_entropy": q["class_entropy"],
-                                     "class_histogram": q["class_histogram"],
-                                     "distance": float(np.sqrt(np.mean(np.square(x - x0))))})
+        rows = convergence.chain_curve(restored.config, restored.parts, restored.params, sorted(set(lengths)),
+                                       len(pick), jax.random.key(restored.config.seed + 0xBA4C), x0)
+        out["continued"] = [{k: row.get(k) for k in ("steps", "fid", "class_entropy", "class_histogram", "distance")}
+                            for row in rows]
     return out
 
 

@@ -566,6 +566,15 @@ def test_convergence_watch_measures_distance_and_drift_against_closed_forms(data
     for row in rows:
         assert row["distance"] == pytest.approx(math.sqrt(2 * 0.5 * 1e-3 * row["steps"]), rel=0.02)
         assert row["energy_drift_nats"] == 0.0
+    # given starting points (a run's persistent chains): run from them, labelled "given"
+    given = np.full((32, 28, 28, 1), 0.25, np.float32)
+    rows = convergence.chain_curve(config, parts, None, (10,), 32, jax.random.key(3), given)
+    assert rows[0]["start"] == "given"
+    assert rows[0]["distance"] == pytest.approx(math.sqrt(2 * 0.5 * 1e-3 * 10), rel=0.02)
+    with pytest.raises(ValueError, match="start holds 5 starting points for n=32"):
+        convergence.chain_curve(config, parts, None, (10,), 32, jax.random.key(3), given[:5])
+    with pytest.raises(ValueError, match=r"start='bank' is not one of \['noise', 'data'\]"):
+        convergence.chain_curve(config, parts, None, (10,), 32, jax.random.key(3), "bank")
     start = convergence.held_out_start(config, parts, 5, jax.random.key(0))
     np.testing.assert_array_equal(start, mnist.preprocess(data.test_images[:5], config.dataset.scale))
     config.dataset.noise_std = 0.1

@@ -52,8 +52,11 @@ def held_out_start(config, parts, n: int, rng_key) -> np.ndarray:
     return x
 
 
-def chain_curve(config, parts, params, lengths, n: int, rng_key, start: str) -> list[dict]:
-    """Scores of ``n`` chains from ``start`` (``"noise"`` or ``"data"``) at each of ``lengths`` steps.
+def chain_curve(config, parts, params, lengths, n: int, rng_key, start) -> list[dict]:
+    """Scores of ``n`` chains from ``start`` at each of ``lengths`` steps.
+
+    ``start`` is ``"noise"``, ``"data"`` (``held_out_start``) or an array of ``n`` given
+    starting points (e.g. a run's persistent chains), whose rows say ``start = "given"``.
 
     Returns:
       One row per length: ``start``, ``steps``, ``n``, ``energy_nats``,
@@ -61,11 +64,16 @@ def chain_curve(config, parts, params, lengths, n: int, rng_key, start: str) -> 
       on image data with ``eval.quality``, ``fid``, ``class_entropy`` and
       ``class_histogram``. Scores of non-finite chains are left out (``finite``).
     """
-    if start not in STARTS:
-        raise ValueError(f"start={start!r} is not one of {list(STARTS)}")
+    if isinstance(start, str) and start not in STARTS:
+        raise ValueError(f"start={start!r} is not one of {list(STARTS)} or an array of starting points")
     lengths = sorted(int(n_) for n_ in lengths)
     k_start, k_run = jax.random.split(rng_key)
-    if start == "data":
+    if not isinstance(start, str):
+        x0 = np.asarray(start, np.float32)
+        if len(x0) != n:
+            raise ValueError(f"start holds {len(x0)} starting points for n={n} chains")
+        start = "given"
+    elif start == "data":
         x0 = held_out_start(config, parts, n, k_start)
     else:
         x0 = np.asarray(parts.noise_fn(k_start, n), np.float32)
