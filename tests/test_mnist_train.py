@@ -526,6 +526,23 @@ def test_reinit_redraws_five_percent_of_the_convergent_bank():
     assert config.chain_init.bank_size == base.chain_init.bank_size == 8_000 and config.chain_init.persistent
 
 
+def test_rare_reinit_and_anneal_change_only_their_fields():
+    """mnist_convergent's rare_reinit re-draws 1% of each batch; anneal takes SGD's rate to 0 by a cosine over
+    training.max_steps. Each changes its own fields and nothing else, so ":cpu,box,rare_reinit,anneal" is the recipe
+    its results rows name."""
+    from jebm import optim
+
+    base = load_config("mnist_convergent", "cpu,box")
+    config = load_config("mnist_convergent", "cpu,box,rare_reinit,anneal")
+    config_validation.validate(config)
+    flat = lambda c: {f"{g}.{k}": v for g, sub in c.to_dict().items() if isinstance(sub, dict) for k, v in sub.items()}
+    changed = {k: v for k, v in flat(config).items() if flat(base)[k] != v}
+    assert changed == {"chain_init.reinit_fraction": 0.01, "optimizer.schedule": "cosine"}
+    assert config.optimizer.final_lr_fraction == 0.0  # anneal sets it; it is also the schema's default
+    multiplier = optim.lr_multiplier("cosine", config.training.max_steps, config.optimizer.final_lr_fraction)
+    assert float(multiplier(0)) == 1.0 and abs(float(multiplier(config.training.max_steps))) < 1e-7
+
+
 def test_convergence_write_figure_needs_a_check(tmp_path, monkeypatch):
     """convergence.write_figure: None (and no file) without records of the watch; with them, convergence.png
     drawn by plots.plot_convergence from the (step, rows) of those records alone."""
