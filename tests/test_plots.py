@@ -96,13 +96,20 @@ def test_plot_convergence(tmp_path):
     assert plots.plot_convergence(path, convergence_history()) == str(path)
     image = _check_png(path, tmp_path)
     assert image.shape == (round(3.6 * plots.DPI), round(4 * 4.2 * plots.DPI), 4)
-    assert all(_colour_pixels(image, f"C{i}") > 0 for i in range(4))
-    assert _colour_pixels(image, "C4") == 0
+    assert _colour_pixels(image, "C0") > 0 and _colour_pixels(image, "C1") > 0
+    assert _colour_pixels(image, "C2") == 0
+
+    many = [{"name": str(i), "curve": curve(1.0 + i)} for i in range(12)]
+    (tmp_path / "many").mkdir()
+    image = _check_png(plots.plot_chain_length_curves(tmp_path / "many" / "curves.png", many), tmp_path / "many")
+    tab20 = matplotlib.colormaps["tab20"].colors
+    assert all(_colour_pixels(image, tab20[i]) > 0 for i in range(12))
+    assert _colour_pixels(image, tab20[12]) == 0
 
 
 def test_plot_chain_length_curves(tmp_path):
-    """10 x 3.8 inches at plots.DPI; two runs from noise and from data are four lines, C0..C3; a curve point
-    without an FID is left out, and a start with none draws no line (no C4)."""
+    """10 x 3.8 inches at plots.DPI; a colour per run (C0, C1), both starts in it; a curve point without an FID
+    is left out, and a run with none draws no line (no C2). Over 10 runs, tab20's colours keep each run's own."""
     def curve(scale, data_scored=True):
         return [{"steps": steps, "start": start, "fid": (None if start == "data" and not data_scored else
                                                          scale * 100.0 / steps), "class_entropy": 2.0}
@@ -113,8 +120,15 @@ def test_plot_chain_length_curves(tmp_path):
     assert plots.plot_chain_length_curves(path, runs) == str(path)
     image = _check_png(path, tmp_path)
     assert image.shape == (round(3.8 * plots.DPI), round(10 * plots.DPI), 4)
-    assert all(_colour_pixels(image, f"C{i}") > 0 for i in range(4))
-    assert _colour_pixels(image, "C4") == 0
+    assert _colour_pixels(image, "C0") > 0 and _colour_pixels(image, "C1") > 0
+    assert _colour_pixels(image, "C2") == 0
+
+    many = [{"name": str(i), "curve": curve(1.0 + i)} for i in range(12)]
+    (tmp_path / "many").mkdir()
+    image = _check_png(plots.plot_chain_length_curves(tmp_path / "many" / "curves.png", many), tmp_path / "many")
+    tab20 = matplotlib.colormaps["tab20"].colors
+    assert all(_colour_pixels(image, tab20[i]) > 0 for i in range(12))
+    assert _colour_pixels(image, tab20[12]) == 0
 
 
 def test_image_grid_layout_exact():

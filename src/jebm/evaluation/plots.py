@@ -582,14 +582,17 @@ def plot_chain_length_curves(path: str | os.PathLike, runs: Sequence[Mapping[str
       ``path`` as a string.
     """
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), layout="constrained")
-    for run in runs:
+    # One colour per run (tab20 has 20; the default cycle's 10 repeat with 5 runs of two starts), one style per start.
+    colours = plt.get_cmap("tab20" if len(runs) > 10 else "tab10").colors
+    for i, run in enumerate(runs):
         for start, style in (("noise", "o-"), ("data", "s--")):
             pts = [c for c in run["curve"] if c["start"] == start and c.get("fid") is not None]
             if not pts:
                 continue
             steps = [c["steps"] for c in pts]
-            axes[0].plot(steps, [c["fid"] for c in pts], style, label=f"{run['name']}, from {start}")
-            axes[1].plot(steps, [c["class_entropy"] for c in pts], style, label=f"{run['name']}, from {start}")
+            kw = dict(color=colours[i % len(colours)], label=f"{run['name']}, from {start}")
+            axes[0].plot(steps, [c["fid"] for c in pts], style, **kw)
+            axes[1].plot(steps, [c["class_entropy"] for c in pts], style, **kw)
     axes[0].set_title("FID (lower is better)")
     axes[0].set_yscale("log")
     axes[1].set_title("class entropy (max log 10)")
@@ -597,5 +600,5 @@ def plot_chain_length_curves(path: str | os.PathLike, runs: Sequence[Mapping[str
     for ax in axes:
         ax.set_xscale("log")
         ax.set_xlabel("chain length (steps)")
-    axes[0].legend(fontsize=7)
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="outside right upper", fontsize=7)  # off the curves
     return _save_figure(fig, path)
