@@ -17,6 +17,10 @@ For each ``--run NAME=WORKDIR`` (its newest checkpoint, the parameters its evalu
   the model's chains stay in?
 * ``energy_gap``: mean energy of U(−1, 1) noise minus that of held-out images, in nats (E/T).
 
+``--temperature-scale S`` runs every chain and AIS at S·T instead of the run's T: the tempered model
+exp(−E/(S·T)), whose chains cross barriers S times lower (nats are then E/(S·T)). It asks whether long chains
+that come to rest at T mix, and stay images, when warmer; the row's recipe gets `` at S·T``.
+
 Writes ``<out-dir>/convergent.{md,json,png}``; ``--merge`` keeps the rows of runs not named again.
 
 Run: python -m experiments.convergent --run convergent_cpu=/path/to/workdir --dataset mnist --recipe mnist_convergent:cpu
@@ -191,11 +195,15 @@ def main(argv=None) -> int:
     p.add_argument("--by-class", type=int, default=0, metavar="K", help="class masses with K temperatures (0 = none)")
     p.add_argument("--bank-lengths", default="", metavar="L1,L2,...",
                    help="also run the scored bank chains on for these lengths and score them (negatives.continued)")
+    p.add_argument("--temperature-scale", type=float, default=1.0, metavar="S",
+                   help="sample the tempered model exp(-E/(S*T)): every chain and AIS at S times the run's T")
     p.add_argument("--merge", action="store_true")
     p.add_argument("--out-dir", default=str(_common.RESULTS))
     args = p.parse_args(argv)
+    if not (args.temperature_scale > 0 and math.isfinite(args.temperature_scale)):
+        p.error(f"--temperature-scale={args.temperature_scale} must be a finite number > 0")
 
-    from jebm import api
+    from jebm import api, config_lib
 
     out_dir = Path(args.out_dir)
     earlier = out_dir / "convergent.json"
@@ -207,9 +215,15 @@ def main(argv=None) -> int:
         name, sep, workdir = spec.rpartition("=")
         if not sep or not name:
             p.error(f"--run={spec!r} must be NAME=WORKDIR")
-        restored = api.restore(workdir)
+        config = None
+        if args.temperature_scale != 1.0:
+            config = config_lib.config_from_json(Path(workdir) / "config.json")
+            config.sampler.temperature *= args.temperature_scale
+        restored = api.restore(workdir, config=config)
         t0 = time.time()
-        row = {"name": name, "dataset": args.dataset, "recipe": args.recipe or name, "seed": restored.config.seed,
+        recipe = (args.recipe or name) + ("" if args.temperature_scale == 1.0 else f" at {args.temperature_scale:g}·T")
+        row = {"name": name, "dataset": args.dataset, "recipe": recipe, "seed": restored.config.seed,
+               "temperature": restored.config.sampler.temperature,
                "workdir": workdir, "step": restored.step, "train_time_s": train_time(Path(workdir)),
                "curve": curve(restored, lengths, args.chains), "energy_gap": energy_gap(restored),
                "negatives": negatives(restored, args.chains,

@@ -429,6 +429,29 @@ def test_convergent_script_writes_the_issue_schema(default_run, tmp_path):
     assert (out / "convergent.png").stat().st_size > 0
 
 
+def test_convergent_temperature_scale_samples_the_tempered_model(default_run, tmp_path, monkeypatch):
+    """--temperature-scale S: the curve's chains from both starts run at S times the run's T (the config
+    chain_curve is given), the row says so, and S <= 0 or NaN is refused before anything runs."""
+    from experiments import convergent
+    from jebm.evaluation import convergence
+
+    config, workdir, _ = default_run
+    seen = []
+    real = convergence.chain_curve
+    monkeypatch.setattr(convergence, "chain_curve",
+                        lambda cfg, *a, **k: seen.append(cfg.sampler.temperature) or real(cfg, *a, **k))
+    out = tmp_path / "t"
+    assert convergent.main([f"--run=warm={workdir}", "--recipe=mnist_sgld:smoke", "--lengths=2", "--chains=4",
+                            "--temps=0", "--temperature-scale=4", f"--out-dir={out}"]) == 0
+    (row,) = json.loads((out / "convergent.json").read_text())["rows"]
+    assert seen == [4 * config.sampler.temperature] * 2  # from noise and from data
+    assert row["temperature"] == 4 * config.sampler.temperature and row["recipe"] == "mnist_sgld:smoke at 4·T"
+    for bad in ("0", "-1", "nan"):
+        with pytest.raises(SystemExit):
+            convergent.main([f"--run=warm={workdir}", f"--temperature-scale={bad}", f"--out-dir={tmp_path / 'x'}"])
+    assert not (tmp_path / "x").exists()
+
+
 @pytest.mark.usefixtures("fast_compiles")  # 13 small AIS programs: their compiles are the cost
 def test_mnist_likelihood_script_scores_a_run_from_both_bases(default_run, tmp_path):
     from experiments import mnist_likelihood
