@@ -558,9 +558,9 @@ def test_rare_reinit_and_anneal_change_only_their_fields():
     base = load_config("mnist_convergent", "cpu,box")
     config = load_config("mnist_convergent", "cpu,box,rare_reinit,anneal")
     config_validation.validate(config)
-    flat = lambda c: {f"{g}.{k}": v for g, sub in c.to_dict().items() if isinstance(sub, dict) for k, v in sub.items()}
-    changed = {k: v for k, v in flat(config).items() if flat(base)[k] != v}
-    assert changed == {"chain_init.reinit_fraction": 0.01, "optimizer.schedule": "cosine"}
+    before = dict(_flatten(base))
+    changed = {k: v for k, v in _flatten(config) if before.get(k, "absent") != v}
+    assert changed == {"/chain_init/reinit_fraction": 0.01, "/optimizer/schedule": "cosine"}
     assert config.optimizer.final_lr_fraction == 0.0  # anneal sets it; it is also the schema's default
     multiplier = optim.lr_multiplier("cosine", config.training.max_steps, config.optimizer.final_lr_fraction)
     assert float(multiplier(0)) == 1.0 and abs(float(multiplier(config.training.max_steps))) < 1e-7
