@@ -92,8 +92,6 @@ BREAKS = [
           "ema_params = optax.incremental_update(params, ema_params, 1.0 - ema_decay)",
           "ema_params = optax.incremental_update(params, ema_params, ema_decay)",
           (TRAIN_WIRING + "test_the_moving_average_takes_one_step",)),
-    # Expected to survive, harmlessly: x_neg comes from chains on state.params, not on the parameters the loss
-    # differentiates, so no gradient reaches the sampler with or without the stop_gradient.
     # Not a break: dropping ``stop_gradient`` from ``x_neg`` changes nothing while the chains run on
     # ``state.params`` outside ``loss_of`` (x_neg is a constant of the differentiated function), so no test
     # can fail on it; the call guards a sampler moved inside ``loss_of``.
