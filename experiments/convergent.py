@@ -54,7 +54,7 @@ def curve(restored, lengths: list[int], chains: int) -> list[dict]:
         for row in convergence.chain_curve(restored.config, restored.parts, restored.params, lengths, chains,
                                            jax.random.fold_in(key, i), start):
             rows.append({k: row.get(k) for k in ("steps", "start", "fid", "class_entropy", "n", "distance",
-                                                   "energy_drift_nats", "class_histogram")})
+                                                   "decorrelation", "energy_drift_nats", "class_histogram")})
         print(f"curve from {start}: {[(r['steps'], round(r['fid'] or 0, 1)) for r in rows if r['start'] == start]} "
               f"({time.time() - t0:.0f} s)", flush=True)
     return rows
@@ -87,8 +87,8 @@ def negatives(restored, n: int, lengths=()) -> dict | None:
     """FID and class entropy of ``n`` chains of the run's persistent bank at the restored step, the negatives
     its last updates were computed on (None for a run without a bank, or a multi-process checkpoint's shards).
     With ``lengths``, ``continued`` holds one row per length of the same chains run on from the bank with the
-    run's own sampler: ``steps``, ``fid``, ``class_entropy``, ``class_histogram`` and ``distance`` (RMS pixel
-    change since the bank)."""
+    run's own sampler: ``steps``, ``fid``, ``class_entropy``, ``class_histogram``, ``distance`` (RMS pixel
+    change since the bank) and ``decorrelation`` (jebm.evaluation.convergence)."""
     from jebm import checkpoint
     from jebm.evaluation import convergence
     from jebm.evaluation.evaluators import images
@@ -105,7 +105,8 @@ def negatives(restored, n: int, lengths=()) -> dict | None:
     if lengths:
         rows = convergence.chain_curve(restored.config, restored.parts, restored.params, sorted(set(lengths)),
                                        len(pick), jax.random.key(restored.config.seed + 0xBA4C), x0)
-        out["continued"] = [{k: row.get(k) for k in ("steps", "fid", "class_entropy", "class_histogram", "distance")}
+        out["continued"] = [{k: row.get(k) for k in ("steps", "fid", "class_entropy", "class_histogram", "distance",
+                                                     "decorrelation")}
                             for row in rows]
     return out
 

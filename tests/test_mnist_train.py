@@ -584,7 +584,7 @@ def test_convergence_write_figure_needs_a_check(tmp_path, monkeypatch):
     path = convergence.write_figure(tmp_path, records)
     assert path == tmp_path / "convergence.png" and list(tmp_path.iterdir()) == [path]
     assert drawn == [[(2, [row]), (4, [dict(row, fid=40.0)])]]
-    assert matplotlib.image.imread(path).shape[:2] == (432, 2016)  # plot_convergence's 4 panels at 120 dpi
+    assert matplotlib.image.imread(path).shape[:2] == (432, 2520)  # plot_convergence's 5 panels at 120 dpi
 
 
 def test_convergence_watch_measures_distance_and_drift_against_closed_forms(data_dir):
@@ -611,6 +611,21 @@ def test_convergence_watch_measures_distance_and_drift_against_closed_forms(data
     rows = convergence.chain_curve(config, parts, None, (10,), 32, jax.random.key(3), given)
     assert rows[0]["start"] == "given"
     assert rows[0]["distance"] == pytest.approx(math.sqrt(2 * 0.5 * 1e-3 * 10), rel=0.02)
+    # from one common point, chain i − chain j ~ N(0, 2·2ηT·l) and x_l − x_l' ~ N(0, 2ηT(l − l')) per pixel, so
+    # decorrelation = √((l − l') / 2l): 10 → 40 steps √(30/80); from the start √(1/2)
+    rows = convergence.chain_curve(config, parts, None, (10, 40), 32, jax.random.key(4), given)
+    for row, previous in zip(rows, (0, 10)):
+        ell = row["steps"]
+        assert row["moved"] == pytest.approx(math.sqrt(2 * 0.5 * 1e-3 * (ell - previous)), rel=0.02)
+        assert row["between_chains"] == pytest.approx(math.sqrt(4 * 0.5 * 1e-3 * ell), rel=0.02)
+        assert row["decorrelation"] == pytest.approx(math.sqrt((ell - previous) / (2 * ell)), rel=0.03)
+    assert rows[0]["moved"] == pytest.approx(rows[0]["distance"], rel=1e-6) and rows[1]["moved"] < rows[1]["distance"]
+    # chains that stand still: moved 0, decorrelation 0, the chains still apart; fresh independent draws: 1
+    apart = np.asarray(jax.random.normal(jax.random.key(5), (2, 4000, 64)))
+    assert convergence._mixing(apart[0], apart[0]) == {"moved": 0.0, "between_chains": pytest.approx(math.sqrt(2), rel=0.01),
+                                                     "decorrelation": 0.0}
+    assert convergence._mixing(apart[1], apart[0])["decorrelation"] == pytest.approx(1.0, rel=0.02)
+    assert convergence._mixing(apart[0][:1], apart[0][:1]) == {}
     with pytest.raises(ValueError, match="start holds 5 starting points for n=32"):
         convergence.chain_curve(config, parts, None, (10,), 32, jax.random.key(3), given[:5])
     with pytest.raises(ValueError, match=r"start='bank' is not one of \['noise', 'data'\]"):

@@ -85,19 +85,28 @@ def convergence_history():
     rows from data have no FID (unscored)."""
     def rows(step):
         return [{"start": start, "steps": steps, "fid": None if (start, steps) == ("data", 4) else 100.0 / step,
-                 "class_entropy": 2.0, "distance": 0.1 * steps, "energy_drift_nats": -step}
+                 "class_entropy": 2.0, "distance": 0.1 * steps, "energy_drift_nats": -step,
+                 "decorrelation": 0.1 * steps + (0.3 if start == "data" else 0.0)}
                 for start in ("noise", "data") for steps in (2, 4)]
     return [(10, rows(10)), (20, rows(20))]
 
 
 def test_plot_convergence(tmp_path):
-    """Four panels of 4.2 x 3.6 inches at plots.DPI; the four series (data/noise x 2/4 steps) in C0..C3."""
+    """Five panels of 4.2 x 3.6 inches at plots.DPI; the four series (data/noise x 2/4 steps) in C0..C3."""
     path = tmp_path / "convergence.png"
     assert plots.plot_convergence(path, convergence_history()) == str(path)
     image = _check_png(path, tmp_path)
-    assert image.shape == (round(3.6 * plots.DPI), round(4 * 4.2 * plots.DPI), 4)
+    assert image.shape == (round(3.6 * plots.DPI), round(5 * 4.2 * plots.DPI), 4)
     assert all(_colour_pixels(image, f"C{i}") > 0 for i in range(4))
     assert _colour_pixels(image, "C4") == 0
+    # the decorrelation panel (the last) draws every series, from its own rows
+    last = image[:, round(4 * 4.2 * plots.DPI):]
+    assert all(_colour_pixels(last, f"C{i}") > 0 for i in range(4))
+    without = [(step, [{k: v for k, v in row.items() if k != "decorrelation"} for row in rows])
+               for step, rows in convergence_history()]
+    plots.plot_convergence(path, without)
+    assert all(_colour_pixels(_check_png(path, tmp_path)[:, round(4 * 4.2 * plots.DPI):], f"C{i}") == 0
+               for i in range(4))
 
 
 def test_plot_chain_length_curves(tmp_path):

@@ -14,6 +14,16 @@ the class histogram, the mean energy in nats ``E/T``, its drift from the start
 ``mean(E(x_l) − E(x_0))/T``, and how far the chains moved, the root-mean-square
 pixel distance ``sqrt(mean((x_l − x_0)²))``.
 
+Whether the chains still move, or have come to rest, is read from two more distances
+at each length: ``moved``, the RMS pixel change since the previous length
+``sqrt(mean((x_l − x_l')²))`` (``l'`` the previous length, or the start), and
+``between_chains``, the RMS distance between different chains at the same length
+``sqrt(mean((x_l[i] − x_l[i+1 mod n])²))``. Their ratio ``decorrelation`` is 0 for
+chains that stand still and 1 for chains whose states at ``l'`` and ``l`` are as far
+apart as two independent draws of the same distribution (for a stationary chain
+``E|x_l − x_l'|² = 2 tr Cov = E|x[i] − x[j]|²`` once the two are independent): long
+chains whose scores hold only because they stopped moving show ``decorrelation`` near 0.
+
 ``watch`` is what the training loop calls every ``training.convergence_every``
 steps: ``training.convergence_chains`` chains from each start, scored at each
 length of ``training.convergence_lengths``.
@@ -60,7 +70,8 @@ def chain_curve(config, parts, params, lengths, n: int, rng_key, start) -> list[
 
     Returns:
       One row per length: ``start``, ``steps``, ``n``, ``energy_nats``,
-      ``energy_drift_nats``, ``distance`` (RMS pixel change since the start), and,
+      ``energy_drift_nats``, ``distance`` (RMS pixel change since the start), ``moved``,
+      ``between_chains`` and ``decorrelation`` (the module's docstring; ``n ≥ 2``), and,
       on image data with ``eval.quality``, ``fid``, ``class_entropy`` and
       ``class_histogram``. Scores of non-finite chains are left out (``finite``).
     """
@@ -82,6 +93,7 @@ def chain_curve(config, parts, params, lengths, n: int, rng_key, start) -> list[
     temperature = float(config.sampler.temperature)
     e0 = np.asarray(energy(jnp.asarray(x0)), np.float64)
     rows = []
+    previous = x0
     for length in lengths:
         x = snapshots[length]
         e = np.asarray(energy(jnp.asarray(x)), np.float64)
@@ -91,11 +103,23 @@ def chain_curve(config, parts, params, lengths, n: int, rng_key, start) -> list[
             row.update(energy_nats=float(np.mean(e) / temperature),
                        energy_drift_nats=float(np.mean(e - e0) / temperature),
                        distance=float(np.sqrt(np.mean(np.square(x - x0)))))
+            row.update(_mixing(x, previous))
             if config.eval.quality and parts.data.images is not None:
                 q = images.quality_scores(config, parts, x[..., 0])
                 row.update(fid=q["fid"], class_entropy=q["class_entropy"], class_histogram=q["class_histogram"])
         rows.append(row)
+        previous = x
     return rows
+
+
+def _mixing(x: np.ndarray, previous: np.ndarray) -> dict:
+    """``moved``, ``between_chains`` and their ratio ``decorrelation`` (the module's docstring); {} for one chain."""
+    if len(x) < 2:
+        return {}
+    x = np.asarray(x, np.float64)
+    moved = float(np.sqrt(np.mean(np.square(x - np.asarray(previous, np.float64)))))
+    between = float(np.sqrt(np.mean(np.square(x - np.roll(x, -1, axis=0)))))
+    return {"moved": moved, "between_chains": between, "decorrelation": moved / between if between > 0 else math.nan}
 
 
 def watch(config, parts, params, step: int) -> list[dict]:
@@ -126,7 +150,7 @@ def scalars(rows: list[dict]) -> dict:
     """The rows as flat TensorBoard scalars, e.g. ``noise_2000/fid``."""
     out = {}
     for row in rows:
-        for key in ("fid", "class_entropy", "energy_nats", "energy_drift_nats", "distance"):
+        for key in ("fid", "class_entropy", "energy_nats", "energy_drift_nats", "distance", "decorrelation"):
             value = row.get(key)
             if isinstance(value, float) and math.isfinite(value):
                 out[f"{row['start']}_{row['steps']}/{key}"] = value

@@ -543,7 +543,7 @@ def plot_convergence(path: str | os.PathLike, history: Sequence[tuple[int, Seque
       path: Output PNG path.
       history: ``(training step, rows)`` per check; each row has ``start``
         (``"noise"`` or ``"data"``), ``steps`` (chain length) and, where scored,
-        ``fid``, ``class_entropy``, ``distance`` and ``energy_drift_nats``.
+        ``fid``, ``class_entropy``, ``distance``, ``energy_drift_nats`` and ``decorrelation``.
 
     Returns:
       ``path`` as a string.
@@ -551,7 +551,8 @@ def plot_convergence(path: str | os.PathLike, history: Sequence[tuple[int, Seque
     panels = [("fid", "FID of the chains' ends (lower is better)"),
               ("class_entropy", "class entropy (max log 10)"),
               ("distance", "RMS pixel distance from the start"),
-              ("energy_drift_nats", "mean energy drift from the start (nats)")]
+              ("energy_drift_nats", "mean energy drift from the start (nats)"),
+              ("decorrelation", "moved since the previous length ÷ between chains\n(0: at rest, 1: independent)")]
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6), layout="constrained")
     series = sorted({(row["start"], row["steps"]) for _, rows in history for row in rows})
     for ax, (key, title) in zip(axes, panels):
@@ -565,6 +566,8 @@ def plot_convergence(path: str | os.PathLike, history: Sequence[tuple[int, Seque
             ax.axhline(math.log(10), color="0.6", linestyle="--", linewidth=0.8)
         if key == "energy_drift_nats":
             ax.set_yscale("symlog")
+        if key == "decorrelation":
+            ax.axhline(1.0, color="0.6", linestyle="--", linewidth=0.8)
         ax.set_title(title, fontsize=9)
         ax.set_xlabel("training step")
     axes[0].legend(fontsize=7)
