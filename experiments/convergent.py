@@ -16,6 +16,10 @@ For each ``--run NAME=WORKDIR`` (its newest checkpoint, the parameters its evalu
   chains run on under the final model and scored at each length (``continued``): are the negatives states
   the model's chains stay in?
 * ``energy_gap``: mean energy of U(−1, 1) noise minus that of held-out images, in nats (E/T).
+* ``step_acceptance``: is the training step exact enough for the final model? The Metropolis–Hastings
+  acceptance of the run's SGLD proposal (its η and T, and η/4, η/16), as MALA chains from held-out images,
+  from the bank and from noise (``--chains`` each, ``--acceptance-steps`` steps, the mean over the last half;
+  ``jebm.evaluation.convergence.step_acceptance``).
 
 ``--temperature-scale S`` runs every chain and AIS at S·T instead of the run's T: the tempered model
 exp(−E/(S·T)), whose chains cross barriers S times lower (nats are then E/(S·T)). It asks whether long chains
@@ -111,6 +115,35 @@ def negatives(restored, n: int, lengths=()) -> dict | None:
     return out
 
 
+STEP_SCALES = (1.0, 0.25, 0.0625)
+
+
+def step_acceptance(restored, n: int, num_steps: int) -> dict:
+    """MH acceptance of the run's Langevin step at η·s for s in STEP_SCALES, from held-out images, the bank
+    (when the run has one) and noise: ``{"steps", "n", "acceptance": {start: {str(s): mean α}}}``."""
+    from jebm import checkpoint
+    from jebm.evaluation import convergence
+
+    config, parts = restored.config, restored.parts
+    key = jax.random.key(restored.config.seed + 0xACC)
+    starts = {"data": convergence.held_out_start(config, parts, n, jax.random.fold_in(key, 0))}
+    path = checkpoint.checkpoint_dir(restored.workdir) / f"ckpt_{restored.step}.msgpack"
+    bank = (checkpoint.read_raw(path).get("bank") or {}).get("position")
+    if isinstance(bank, np.ndarray) and bank.ndim == 4:
+        starts["bank"] = bank[np.sort(np.random.default_rng(config.seed).permutation(len(bank))[:n])]
+    starts["noise"] = np.asarray(parts.noise_fn(jax.random.fold_in(key, 1), n), np.float32)
+    energy = lambda x: parts.model.apply(restored.params, x)  # noqa: E731
+    out = {}
+    for start, x0 in starts.items():
+        out[start] = {}
+        for s in STEP_SCALES:
+            alpha = convergence.step_acceptance(energy, np.asarray(x0, np.float32), jax.random.fold_in(key, 2),
+                                                step_size=float(config.sampler.step_size) * s,
+                                                temperature=float(config.sampler.temperature), num_steps=num_steps)
+            out[start][str(s)] = float(np.mean(alpha[num_steps // 2:]))
+    return {"steps": num_steps, "n": n, "acceptance": out}
+
+
 def energy_gap(restored, n: int = 500) -> float:
     """Mean E/T of U(−1, 1) noise minus that of held-out images (nats)."""
     from jebm.data import mnist
@@ -164,6 +197,16 @@ def write_outputs(out_dir: Path, payload: dict) -> None:
         lines += [f"| {r['name']} | {c['num_temps']:,} | {c['log_z']:,.1f} | {c['ess_fraction']:.3f} | "
                   f"{_f(c.get('log_weight_std'), '.1f')} | {c['bits_per_dim']:.2f} | {_f(c.get('mean_acceptance'), '.2f')} | "
                   f"{c['wall_s']:.0f} |" for r, c in cost]
+    exact = [r for r in rows if r.get("step_acceptance")]
+    if exact:
+        lines += ["", "Is the training step exact enough? MH acceptance of the run's SGLD proposal at η (and η/4, η/16) "
+                  "and its T, as MALA chains on the final model (mean over the last half of the steps):", "",
+                  "| run | steps, n | from held-out data | from the bank | from noise |", "|---|---|---|---|---|"]
+        for r in exact:
+            a = r["step_acceptance"]
+            cells = [" / ".join(f"{a['acceptance'][s][str(k)]:.2f}" for k in STEP_SCALES)
+                     if s in a["acceptance"] else "–" for s in ("data", "bank", "noise")]
+            lines.append(f"| {r['name']} | {a['steps']}, {a['n']} | " + " | ".join(cells) + " |")
     lines += ["", *payload.get("findings", []), "", "## Commands", ""]
     lines += [f"    {c}" for c in payload["commands"]]
     lines += ["", payload["environment"], ""]
@@ -198,6 +241,8 @@ def main(argv=None) -> int:
                    help="also run the scored bank chains on for these lengths and score them (negatives.continued)")
     p.add_argument("--temperature-scale", type=float, default=1.0, metavar="S",
                    help="sample the tempered model exp(-E/(S*T)): every chain and AIS at S times the run's T")
+    p.add_argument("--acceptance-steps", type=int, default=100, metavar="N",
+                   help="MALA steps for step_acceptance (0 = none)")
     p.add_argument("--merge", action="store_true")
     p.add_argument("--out-dir", default=str(_common.RESULTS))
     args = p.parse_args(argv)
@@ -229,6 +274,8 @@ def main(argv=None) -> int:
                "curve": curve(restored, lengths, args.chains), "energy_gap": energy_gap(restored),
                "negatives": negatives(restored, args.chains,
                                        [int(v) for v in args.bank_lengths.split(",") if v])}
+        if args.acceptance_steps:
+            row["step_acceptance"] = step_acceptance(restored, args.chains, args.acceptance_steps)
         if args.temps:
             row["ais"] = ais(restored, args.temps, args.ais_chains)
             print(f"{name}: AIS {row['ais']}", flush=True)

@@ -409,7 +409,7 @@ def test_convergent_script_writes_the_issue_schema(default_run, tmp_path):
     _, workdir, _ = default_run
     out = tmp_path / "c"
     assert convergent.main([f"--run=smoke={workdir}", "--recipe=mnist_sgld:smoke", "--lengths=2,3", "--chains=4",
-                            "--temps=2", "--ais-chains=4", "--ais-curve=2,4", "--by-class=2",
+                            "--temps=2", "--ais-chains=4", "--ais-curve=2,4", "--by-class=2", "--acceptance-steps=4",
                             f"--out-dir={out}"]) == 0
     (row,) = json.loads((out / "convergent.json").read_text())["rows"]
     assert (row["dataset"], row["recipe"], row["seed"]) == ("mnist", "mnist_sgld:smoke", 0)
@@ -424,8 +424,13 @@ def test_convergent_script_writes_the_issue_schema(default_run, tmp_path):
     assert row["class_log_mass"] and all(math.isfinite(v) for v in row["class_log_mass"].values())
     assert row["negatives"] is None  # mnist_sgld:smoke has no persistent bank
     assert math.isfinite(row["energy_gap"])
+    acc = row["step_acceptance"]
+    assert (acc["steps"], acc["n"]) == (4, 4) and set(acc["acceptance"]) == {"data", "noise"}  # no bank to start from
+    assert all(set(a) == {"1.0", "0.25", "0.0625"} and all(0 <= v <= 1 for v in a.values())
+               for a in acc["acceptance"].values())
     md = (out / "convergent.md").read_text()
     assert "| mnist | mnist_sgld:smoke | 0 |" in md and "AIS against the number of temperatures" in md
+    assert "Is the training step exact enough?" in md and "| smoke | 4, 4 | " in md
     assert (out / "convergent.png").stat().st_size > 0
 
 
@@ -442,10 +447,11 @@ def test_convergent_temperature_scale_samples_the_tempered_model(default_run, tm
                         lambda cfg, *a, **k: seen.append(cfg.sampler.temperature) or real(cfg, *a, **k))
     out = tmp_path / "t"
     assert convergent.main([f"--run=warm={workdir}", "--recipe=mnist_sgld:smoke", "--lengths=2", "--chains=4",
-                            "--temps=0", "--temperature-scale=4", f"--out-dir={out}"]) == 0
+                            "--temps=0", "--acceptance-steps=0", "--temperature-scale=4", f"--out-dir={out}"]) == 0
     (row,) = json.loads((out / "convergent.json").read_text())["rows"]
     assert seen == [4 * config.sampler.temperature] * 2  # from noise and from data
     assert row["temperature"] == 4 * config.sampler.temperature and row["recipe"] == "mnist_sgld:smoke at 4·T"
+    assert "step_acceptance" not in row
     for bad in ("0", "-1", "nan"):
         with pytest.raises(SystemExit):
             convergent.main([f"--run=warm={workdir}", f"--temperature-scale={bad}", f"--out-dir={tmp_path / 'x'}"])
@@ -496,7 +502,7 @@ def test_mnist_likelihood_script_scores_a_run_from_both_bases(default_run, tmp_p
     assert json.loads((out / "mnist_likelihood.json").read_text())["rows"] == rows
 
 
-def test_convergent_smoke_runs_the_convergence_watch(tmp_path, data_dir, isolated_cache):
+def test_convergent_smoke_runs_the_convergence_watch(tmp_path, data_dir, isolated_cache, monkeypatch):
     """mnist_convergent:cpu,smoke trains, and its watch at step 4 lands in metrics.jsonl and a figure (the non-local
     CNN of the default preset is checked on its own in test_energies, at a fraction of this compile)."""
     config = smoke_config("mnist_convergent", "cpu,smoke", data_dir)
@@ -511,7 +517,7 @@ def test_convergent_smoke_runs_the_convergence_watch(tmp_path, data_dir, isolate
     assert [(r["start"], r["steps"]) for r in rows] == [("noise", 2), ("noise", 4), ("data", 2), ("data", 4)]
     for row in rows:
         assert row["n"] == 4 and row["finite"]
-        assert {"fid", "class_entropy", "class_histogram", "distance", "energy_drift_nats"} <= set(row)
+        assert {"fid", "class_entropy", "class_histogram", "distance", "energy_drift_nats", "decorrelation"} <= set(row)
         assert sum(row["class_histogram"]) == 4
     assert (tmp_path / "convergence.png").stat().st_size > 0
     assert config.training.convergence_every == 4 and config.energy.name == "custom_cnn"
@@ -528,6 +534,20 @@ def test_convergent_smoke_runs_the_convergence_watch(tmp_path, data_dir, isolate
     assert neg["continued"][1]["fid"] != neg["fid"] and "3 steps on" in convergent._negatives(neg)
     plain = convergent.negatives(restored, 6)
     assert plain["fid"] == neg["fid"] and "continued" not in plain
+    # the training step's MH acceptance from data, from the same bank chains and from noise, at the run's η and T
+    from jebm.evaluation import convergence
+
+    seen = []
+    real = convergence.step_acceptance
+    monkeypatch.setattr(convergence, "step_acceptance",
+                        lambda fn, x0, key, **k: seen.append((np.asarray(x0), k)) or real(fn, x0, key, **k))
+    acc = convergent.step_acceptance(restored, 6, 2)
+    assert list(acc["acceptance"]) == ["data", "bank", "noise"] and len(seen) == 9
+    bank = checkpoint.read_raw(checkpoint.checkpoint_dir(tmp_path) / f"ckpt_{restored.step}.msgpack")["bank"]["position"]
+    pick = np.sort(np.random.default_rng(config.seed).permutation(len(bank))[:6])
+    np.testing.assert_array_equal(seen[3][0], bank[pick])
+    assert [k["step_size"] for _, k in seen[:3]] == [config.sampler.step_size * s for s in convergent.STEP_SCALES]
+    assert all(k["temperature"] == config.sampler.temperature and k["num_steps"] == 2 for _, k in seen)
 
 
 def test_old_negatives_keeps_three_batches_of_never_redrawn_chains():
@@ -585,6 +605,44 @@ def test_convergence_write_figure_needs_a_check(tmp_path, monkeypatch):
     assert path == tmp_path / "convergence.png" and list(tmp_path.iterdir()) == [path]
     assert drawn == [[(2, [row]), (4, [dict(row, fid=40.0)])]]
     assert matplotlib.image.imread(path).shape[:2] == (432, 2520)  # plot_convergence's 5 panels at 120 dpi
+
+
+def test_step_acceptance_against_closed_form_and_brute_force():
+    """MALA's acceptance of the Langevin step: exactly 1 on a flat energy (a symmetric random walk); on the
+    1-D Gaussian E = x²/(2σ²) from its stationary N(0, σ²T), the mean of min(1, r(x, w)) over x and the
+    proposal's noise w, by a 2-D grid; it falls as the step grows."""
+    from jebm.evaluation import convergence
+
+    key = jax.random.key(0)
+    flat = convergence.step_acceptance(lambda x: 0.0 * jnp.sum(x, axis=-1), np.zeros((64, 3), np.float32), key,
+                                       step_size=0.3, temperature=2.0, num_steps=5)
+    assert flat.shape == (5,) and np.all(flat == 1.0)
+
+    sigma, temp = 1.5, 0.5
+    grid_x = np.linspace(-9, 9, 3001) * sigma * math.sqrt(temp)
+    w = np.linspace(-9, 9, 3001)
+    x, w = np.meshgrid(grid_x, w, indexing="ij")
+
+    def energy(x):
+        return x**2 / (2 * sigma**2)
+
+    def reference(eta):
+        y = x - eta * x / sigma**2 + np.sqrt(2 * eta * temp) * w
+        log_q = lambda a, b: -np.square(a - b + eta * b / sigma**2) / (4 * eta * temp)  # noqa: E731
+        log_r = -(energy(y) - energy(x)) / temp + log_q(x, y) - log_q(y, x)
+        weight = np.exp(-x**2 / (2 * sigma**2 * temp) - w**2 / 2)
+        return float(np.sum(np.minimum(1.0, np.exp(log_r)) * weight) / np.sum(weight))
+
+    x0 = np.asarray(sigma * math.sqrt(temp) * jax.random.normal(jax.random.key(1), (200_000, 1)), np.float32)
+    got = []
+    for eta in (0.5, 2.0, 4.0):
+        alpha = convergence.step_acceptance(lambda v: energy(v[:, 0]), x0, jax.random.key(2), step_size=eta,
+                                            temperature=temp, num_steps=3)
+        assert np.all(np.abs(alpha - reference(eta)) < 0.005), (eta, alpha, reference(eta))
+        got.append(float(alpha.mean()))
+    assert got[0] > got[1] > got[2] and got[2] < 0.9
+    with pytest.raises(ValueError, match="num_steps must be an int >= 1, got 0"):
+        convergence.step_acceptance(energy, x0, key, step_size=1.0, temperature=1.0, num_steps=0)
 
 
 def test_convergence_watch_measures_distance_and_drift_against_closed_forms(data_dir):

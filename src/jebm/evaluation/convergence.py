@@ -24,6 +24,12 @@ apart as two independent draws of the same distribution (for a stationary chain
 ``E|x_l − x_l'|² = 2 tr Cov = E|x[i] − x[j]|²`` once the two are independent): long
 chains whose scores hold only because they stopped moving show ``decorrelation`` near 0.
 
+``step_acceptance`` asks whether the training sampler's step is exact enough for the
+model: the Metropolis–Hastings acceptance ``α`` of the SGLD proposal at that step
+(:mod:`jebm.samplers.mala`), run as MALA chains. Near 1, SGLD's discretisation bias
+is small and its chains sample ``exp(−E/T)``; far below 1, what the chains sample is
+the step's own biased distribution, and a model trained on them is fitted to that.
+
 ``watch`` is what the training loop calls every ``training.convergence_every``
 steps: ``training.convergence_chains`` chains from each start, scored at each
 length of ``training.convergence_lengths``.
@@ -120,6 +126,31 @@ def _mixing(x: np.ndarray, previous: np.ndarray) -> dict:
     moved = float(np.sqrt(np.mean(np.square(x - np.asarray(previous, np.float64)))))
     between = float(np.sqrt(np.mean(np.square(x - np.roll(x, -1, axis=0)))))
     return {"moved": moved, "between_chains": between, "decorrelation": moved / between if between > 0 else math.nan}
+
+
+def step_acceptance(energy_fn, x0, rng_key, *, step_size: float, temperature: float, num_steps: int) -> np.ndarray:
+    """Mean MH acceptance probability of the Langevin proposal at each of ``num_steps`` MALA steps from ``x0``.
+
+    The proposal is one SGLD step ``x* = x − η∇E(x) + √(2ηT)·w`` and
+    ``α = min(1, exp(−(E(x*) − E(x))/T)·q(x|x*)/q(x*|x))`` (:mod:`jebm.samplers.mala`), for the
+    unrestricted target ``exp(−E/T)`` (no box: a box would reject every proposal that leaves it,
+    which says nothing of the step's bias inside). ``energy_fn`` maps ``(n, ...)`` to ``(n,)``.
+
+    Returns:
+      ``(num_steps,)`` float64: the chains' mean ``α`` at each step.
+    """
+    from jebm import samplers
+
+    if not (isinstance(num_steps, int) and num_steps >= 1):
+        raise ValueError(f"num_steps must be an int >= 1, got {num_steps!r}")
+    algorithm = samplers.mala(energy_fn, step_size, temperature=temperature)
+
+    def body(state, key):
+        state, info = algorithm.step(key, state)
+        return state, jnp.mean(info.acceptance_rate)
+
+    run = jax.jit(lambda x, key: jax.lax.scan(body, algorithm.init(x), jax.random.split(key, num_steps))[1])
+    return np.asarray(run(jnp.asarray(x0), rng_key), np.float64)
 
 
 def watch(config, parts, params, step: int) -> list[dict]:
