@@ -50,9 +50,9 @@ Presets (comma-separated, applied in order):
   anneal     the learning rate annealed to 0 over training (optimizer.schedule = "cosine",
              final_lr_fraction = 0), so that the last updates barely move the energy and the bank can
              catch up with it. Their MNIST config holds the rate constant (lr_decay = 1), as the default
-             here does. Measured at ":cpu,box,rare_reinit,anneal": long chains from noise and from held-out
-             digits that stay digits over 100,000 steps (from digits 1.99x the best FID), because each comes
-             to rest in one basin, not because they mix (experiments/results/convergent.md).
+             here does. Measured at ":cpu,box,rare_reinit,anneal" (three seeds): long chains from noise and from
+             held-out digits that stay digits over 100,000 steps (from digits 1.99-2.34x the best FID), because
+             each stays in one basin, not because they mix (experiments/results/convergent.md).
   fashion    the same recipe on Fashion-MNIST (dataset.name = "fashion_mnist").
   smoke      a seconds-long run for tests.
 
