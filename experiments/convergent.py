@@ -93,15 +93,13 @@ def negatives(restored, n: int, lengths=()) -> dict | None:
     With ``lengths``, ``continued`` holds one row per length of the same chains run on from the bank with the
     run's own sampler: ``steps``, ``fid``, ``class_entropy``, ``class_histogram``, ``distance`` (RMS pixel
     change since the bank) and ``decorrelation`` (jebm.evaluation.convergence)."""
-    from jebm import checkpoint
     from jebm.evaluation import convergence
     from jebm.evaluation.evaluators import images
 
-    path = checkpoint.checkpoint_dir(restored.workdir) / f"ckpt_{restored.step}.msgpack"
-    bank = (checkpoint.read_raw(path).get("bank") or {}).get("position")
-    if not isinstance(bank, np.ndarray) or bank.ndim != 4:
+    bank = _bank(restored)
+    if bank is None:
         return None
-    pick = np.sort(np.random.default_rng(restored.config.seed).permutation(len(bank))[:n])
+    pick = _bank_pick(restored, bank, n)
     x0 = bank[pick].astype(np.float32)
     q = images.quality_scores(restored.config, restored.parts, x0[..., 0])
     out = {"n": int(len(pick)), "bank_size": int(len(bank)), "fid": q["fid"], "class_entropy": q["class_entropy"],
@@ -115,22 +113,35 @@ def negatives(restored, n: int, lengths=()) -> dict | None:
     return out
 
 
+def _bank(restored) -> np.ndarray | None:
+    """The persistent chains as the restored step's checkpoint holds them (None without a bank, or for a
+    multi-process checkpoint's shards)."""
+    from jebm import checkpoint
+
+    path = checkpoint.checkpoint_dir(restored.workdir) / f"ckpt_{restored.step}.msgpack"
+    bank = (checkpoint.read_raw(path).get("bank") or {}).get("position")
+    return bank if isinstance(bank, np.ndarray) and bank.ndim == 4 else None
+
+
+def _bank_pick(restored, bank: np.ndarray, n: int) -> np.ndarray:
+    """The indices of the ``n`` bank chains every score of the bank uses (the same for a given seed)."""
+    return np.sort(np.random.default_rng(restored.config.seed).permutation(len(bank))[:n])
+
+
 STEP_SCALES = (1.0, 0.25, 0.0625)
 
 
 def step_acceptance(restored, n: int, num_steps: int) -> dict:
     """MH acceptance of the run's Langevin step at η·s for s in STEP_SCALES, from held-out images, the bank
     (when the run has one) and noise: ``{"steps", "n", "acceptance": {start: {str(s): mean α}}}``."""
-    from jebm import checkpoint
     from jebm.evaluation import convergence
 
     config, parts = restored.config, restored.parts
     key = jax.random.key(restored.config.seed + 0xACC)
     starts = {"data": convergence.held_out_start(config, parts, n, jax.random.fold_in(key, 0))}
-    path = checkpoint.checkpoint_dir(restored.workdir) / f"ckpt_{restored.step}.msgpack"
-    bank = (checkpoint.read_raw(path).get("bank") or {}).get("position")
-    if isinstance(bank, np.ndarray) and bank.ndim == 4:
-        starts["bank"] = bank[np.sort(np.random.default_rng(config.seed).permutation(len(bank))[:n])]
+    bank = _bank(restored)
+    if bank is not None:
+        starts["bank"] = bank[_bank_pick(restored, bank, n)]
     starts["noise"] = np.asarray(parts.noise_fn(jax.random.fold_in(key, 1), n), np.float32)
     energy = lambda x: parts.model.apply(restored.params, x)  # noqa: E731
     out = {}
