@@ -108,7 +108,7 @@ def chain_curve(config, parts, params, lengths, n: int, rng_key, start) -> list[
         if finite:
             row.update(energy_nats=float(np.mean(e) / temperature),
                        energy_drift_nats=float(np.mean(e - e0) / temperature),
-                       distance=float(np.sqrt(np.mean(np.square(x - x0)))))
+                       distance=_rms(x, x0))
             row.update(_mixing(x, previous))
             if config.eval.quality and parts.data.images is not None:
                 q = images.quality_scores(config, parts, x[..., 0])
@@ -118,13 +118,16 @@ def chain_curve(config, parts, params, lengths, n: int, rng_key, start) -> list[
     return rows
 
 
+def _rms(a: np.ndarray, b: np.ndarray) -> float:
+    """Root-mean-square pixel distance ``sqrt(mean((a − b)²))``, in float64."""
+    return float(np.sqrt(np.mean(np.square(np.asarray(a, np.float64) - np.asarray(b, np.float64)))))
+
+
 def _mixing(x: np.ndarray, previous: np.ndarray) -> dict:
     """``moved``, ``between_chains`` and their ratio ``decorrelation`` (the module's docstring); {} for one chain."""
     if len(x) < 2:
         return {}
-    x = np.asarray(x, np.float64)
-    moved = float(np.sqrt(np.mean(np.square(x - np.asarray(previous, np.float64)))))
-    between = float(np.sqrt(np.mean(np.square(x - np.roll(x, -1, axis=0)))))
+    moved, between = _rms(x, previous), _rms(x, np.roll(x, -1, axis=0))
     return {"moved": moved, "between_chains": between, "decorrelation": moved / between if between > 0 else math.nan}
 
 
